@@ -1,0 +1,672 @@
+#include "config.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#ifndef TELESINK_LISTS_DIR
+#define TELESINK_LISTS_DIR "lists"
+#endif
+
+#define MAX_LINE 4096
+
+static const char *const default_allow[] = {
+    "127.0.0.0/8",   "::1/128",        "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16",
+    "100.64.0.0/10", "169.254.0.0/16", "fe80::/10",  "fc00::/7",
+};
+
+static void set_err(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void set_err(char *err, size_t errlen, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+}
+
+static char *xstrdup(const char *s)
+{
+    char *d = strdup(s);
+    if (!d)
+        abort(); /* out of memory while configuring: nothing sensible to do */
+    return d;
+}
+
+static void *xrealloc(void *p, size_t n)
+{
+    void *q = realloc(p, n ? n : 1);
+    if (!q)
+        abort();
+    return q;
+}
+
+static void free_strv(char **v, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        free(v[i]);
+    free(v);
+}
+
+static char *trim(char *s)
+{
+    while (isspace((unsigned char)*s))
+        s++;
+    char *e = s + strlen(s);
+    while (e > s && isspace((unsigned char)e[-1]))
+        *--e = '\0';
+    return s;
+}
+
+/*
+ * Split a comma- (or space-) separated value into items, calling fn for each. Stops at the first
+ * item fn rejects.
+ */
+typedef int (*item_fn)(struct config *c, const char *item, char *err, size_t errlen);
+
+static int for_each_item(struct config *c, const char *value, item_fn fn, char *err, size_t errlen)
+{
+    char *copy = xstrdup(value);
+    int rc = 0;
+    for (char *save = NULL, *tok = strtok_r(copy, ", \t", &save); tok;
+         tok = strtok_r(NULL, ", \t", &save)) {
+        if ((rc = fn(c, tok, err, errlen)) < 0)
+            break;
+    }
+    free(copy);
+    return rc;
+}
+
+static int parse_uint(const char *v, unsigned long min, unsigned long max, unsigned long *out)
+{
+    if (!isdigit((unsigned char)*v))
+        return -1;
+    errno = 0;
+    char *end;
+    unsigned long n = strtoul(v, &end, 10);
+    if (errno || *end != '\0' || n < min || n > max)
+        return -1;
+    *out = n;
+    return 0;
+}
+
+static int parse_bool(const char *v, bool *out)
+{
+    static const char *const yes[] = {"yes", "true", "on", "1"};
+    static const char *const no[] = {"no", "false", "off", "0"};
+    for (size_t i = 0; i < 4; i++) {
+        if (strcasecmp(v, yes[i]) == 0) {
+            *out = true;
+            return 0;
+        }
+        if (strcasecmp(v, no[i]) == 0) {
+            *out = false;
+            return 0;
+        }
+    }
+    return -1;
+}
+
+static int add_listen(struct config *c, const char *item, char *err, size_t errlen)
+{
+    struct sockaddr_storage ss;
+    if (netaddr_parse(item, CONFIG_DEFAULT_PORT, &ss) < 0) {
+        set_err(err, errlen, "listen: '%s' is not ADDR[:PORT] (IPv6 as [ADDR]:PORT)", item);
+        return -1;
+    }
+    c->listen = xrealloc(c->listen, (c->n_listen + 1) * sizeof *c->listen);
+    c->listen[c->n_listen++] = ss;
+    return 0;
+}
+
+static int add_upstream(struct config *c, const char *item, char *err, size_t errlen)
+{
+    struct sockaddr_storage ss;
+    if (netaddr_parse(item, 53, &ss) < 0 || netaddr_port((struct sockaddr *)&ss) == 0) {
+        set_err(err, errlen, "upstream: '%s' is not ADDR[:PORT] (IPv6 as [ADDR]:PORT)", item);
+        return -1;
+    }
+    c->upstreams = xrealloc(c->upstreams, (c->n_upstreams + 1) * sizeof *c->upstreams);
+    c->upstreams[c->n_upstreams++] = ss;
+    return 0;
+}
+
+static int add_cidr(struct cidr **v, size_t *n, const char *key, const char *item, char *err,
+                    size_t errlen)
+{
+    struct cidr cidr;
+    if (cidr_parse(item, &cidr) < 0) {
+        set_err(err, errlen, "%s: '%s' is not an address or ADDR/PREFIX", key, item);
+        return -1;
+    }
+    *v = xrealloc(*v, (*n + 1) * sizeof **v);
+    (*v)[(*n)++] = cidr;
+    return 0;
+}
+
+static int add_allow(struct config *c, const char *item, char *err, size_t errlen)
+{
+    return add_cidr(&c->allow, &c->n_allow, "allow", item, err, errlen);
+}
+
+static int add_trusted(struct config *c, const char *item, char *err, size_t errlen)
+{
+    return add_cidr(&c->trusted_forwarders, &c->n_trusted_forwarders, "trusted_forwarders", item,
+                    err, errlen);
+}
+
+static void add_str(char ***v, size_t *n, const char *item)
+{
+    *v = xrealloc(*v, (*n + 1) * sizeof **v);
+    (*v)[(*n)++] = xstrdup(item);
+}
+
+static int add_list_path(struct config *c, const char *item, char *err, size_t errlen)
+{
+    (void)err, (void)errlen;
+    add_str(&c->list_paths, &c->n_list_paths, item);
+    return 0;
+}
+
+static int add_allow_list(struct config *c, const char *item, char *err, size_t errlen)
+{
+    (void)err, (void)errlen;
+    add_str(&c->allow_lists, &c->n_allow_lists, item);
+    return 0;
+}
+
+static int add_vendor(struct config *c, const char *item, char *err, size_t errlen)
+{
+    (void)err, (void)errlen;
+    if (strcasecmp(item, "all") == 0)
+        return 0;
+    add_str(&c->vendors, &c->n_vendors, item);
+    return 0;
+}
+
+struct config *config_create(void)
+{
+    struct config *c = calloc(1, sizeof *c);
+    if (!c)
+        return NULL;
+    char err[128];
+    add_listen(c, "127.0.0.1:8053", err, sizeof err);
+    add_listen(c, "[::1]:8053", err, sizeof err);
+    for (size_t i = 0; i < sizeof default_allow / sizeof *default_allow; i++)
+        add_allow(c, default_allow[i], err, sizeof err);
+    c->refs = 1;
+    c->blocking_mode = BLOCK_NXDOMAIN;
+    c->block_ttl = 300;
+    c->tcp_idle_ms = 10000;
+    c->tcp_max_connections = 256;
+    c->max_pending = 8192;
+    c->log_level = LOG_INFO;
+    c->timeout_ms = 1500;
+    add_str(&c->list_paths, &c->n_list_paths, TELESINK_LISTS_DIR);
+    c->db = xstrdup("telesink.db");
+    c->retention_days = 90;
+    c->log_allowed = true;
+    c->flush_ms = 1000;
+    return c;
+}
+
+void config_destroy(struct config *c)
+{
+    if (!c)
+        return;
+    free(c->path);
+    free(c->listen);
+    free(c->allow);
+    free(c->user);
+    free(c->upstreams);
+    free_strv(c->list_paths, c->n_list_paths);
+    free_strv(c->vendors, c->n_vendors);
+    free_strv(c->allow_lists, c->n_allow_lists);
+    free(c->db);
+    free(c->trusted_forwarders);
+    for (size_t i = 0; i < c->n_clients; i++) {
+        free(c->clients[i].key);
+        free(c->clients[i].name);
+    }
+    free(c->clients);
+    free(c);
+}
+
+struct config *config_ref(struct config *c)
+{
+    __atomic_add_fetch(&c->refs, 1, __ATOMIC_RELAXED);
+    return c;
+}
+
+void config_unref(struct config *c)
+{
+    if (c && __atomic_sub_fetch(&c->refs, 1, __ATOMIC_ACQ_REL) == 0)
+        config_destroy(c);
+}
+
+/*
+ * Keys that hold a list are replaced, not appended to, when they are set again: the file
+ * replaces the defaults and a flag replaces the file.
+ */
+static int set_server(struct config *c, const char *key, const char *v, char *err, size_t errlen)
+{
+    unsigned long n;
+    if (strcmp(key, "listen") == 0) {
+        c->n_listen = 0;
+        if (for_each_item(c, v, add_listen, err, errlen) < 0)
+            return -1;
+        if (c->n_listen == 0) {
+            set_err(err, errlen, "listen: at least one address is needed");
+            return -1;
+        }
+        return 0;
+    }
+    if (strcmp(key, "allow") == 0) {
+        c->n_allow = 0;
+        return for_each_item(c, v, add_allow, err, errlen);
+    }
+    if (strcmp(key, "blocking_mode") == 0) {
+        static const char *const modes[] = {"nxdomain", "null", "refused", "nodata"};
+        for (int i = 0; i < 4; i++) {
+            if (strcasecmp(v, modes[i]) == 0) {
+                c->blocking_mode = (enum blocking_mode)i;
+                return 0;
+            }
+        }
+        set_err(err, errlen, "blocking_mode: '%s' is not nxdomain, null, refused or nodata", v);
+        return -1;
+    }
+    if (strcmp(key, "block_ttl") == 0) {
+        if (parse_uint(v, 0, 604800, &n) < 0) {
+            set_err(err, errlen, "block_ttl: '%s' is not a number of seconds (0-604800)", v);
+            return -1;
+        }
+        c->block_ttl = (uint32_t)n;
+        return 0;
+    }
+    if (strcmp(key, "threads") == 0) {
+        if (parse_uint(v, 0, 256, &n) < 0) {
+            set_err(err, errlen, "threads: '%s' is not 0 (one per core) to 256", v);
+            return -1;
+        }
+        c->threads = (unsigned)n;
+        return 0;
+    }
+    if (strcmp(key, "user") == 0) {
+        free(c->user);
+        c->user = *v ? xstrdup(v) : NULL;
+        return 0;
+    }
+    if (strcmp(key, "tcp_idle_timeout_ms") == 0) {
+        if (parse_uint(v, 100, 3600000, &n) < 0) {
+            set_err(err, errlen, "tcp_idle_timeout_ms: '%s' is not 100-3600000", v);
+            return -1;
+        }
+        c->tcp_idle_ms = (unsigned)n;
+        return 0;
+    }
+    if (strcmp(key, "tcp_max_connections") == 0) {
+        if (parse_uint(v, 1, 65536, &n) < 0) {
+            set_err(err, errlen, "tcp_max_connections: '%s' is not 1-65536", v);
+            return -1;
+        }
+        c->tcp_max_connections = (unsigned)n;
+        return 0;
+    }
+    if (strcmp(key, "max_pending") == 0) {
+        if (parse_uint(v, 1, 1000000, &n) < 0) {
+            set_err(err, errlen, "max_pending: '%s' is not 1-1000000", v);
+            return -1;
+        }
+        c->max_pending = (unsigned)n;
+        return 0;
+    }
+    if (strcmp(key, "log_level") == 0) {
+        if (log_level_parse(v, &c->log_level) < 0) {
+            set_err(err, errlen, "log_level: '%s' is not error, warn, info or debug", v);
+            return -1;
+        }
+        return 0;
+    }
+    set_err(err, errlen, "unknown key '%s' in [server]", key);
+    return -1;
+}
+
+static int set_upstream(struct config *c, const char *key, const char *v, char *err, size_t errlen)
+{
+    unsigned long n;
+    if (strcmp(key, "servers") == 0) {
+        c->n_upstreams = 0;
+        return for_each_item(c, v, add_upstream, err, errlen);
+    }
+    if (strcmp(key, "timeout_ms") == 0) {
+        if (parse_uint(v, 10, 60000, &n) < 0) {
+            set_err(err, errlen, "timeout_ms: '%s' is not 10-60000", v);
+            return -1;
+        }
+        c->timeout_ms = (unsigned)n;
+        return 0;
+    }
+    set_err(err, errlen, "unknown key '%s' in [upstream]", key);
+    return -1;
+}
+
+static int set_lists(struct config *c, const char *key, const char *v, char *err, size_t errlen)
+{
+    if (strcmp(key, "paths") == 0) {
+        free_strv(c->list_paths, c->n_list_paths);
+        c->list_paths = NULL;
+        c->n_list_paths = 0;
+        return for_each_item(c, v, add_list_path, err, errlen);
+    }
+    if (strcmp(key, "vendors") == 0) {
+        free_strv(c->vendors, c->n_vendors);
+        c->vendors = NULL;
+        c->n_vendors = 0;
+        return for_each_item(c, v, add_vendor, err, errlen);
+    }
+    if (strcmp(key, "allow") == 0) {
+        free_strv(c->allow_lists, c->n_allow_lists);
+        c->allow_lists = NULL;
+        c->n_allow_lists = 0;
+        return for_each_item(c, v, add_allow_list, err, errlen);
+    }
+    if (strcmp(key, "strict") == 0) {
+        if (parse_bool(v, &c->strict) < 0) {
+            set_err(err, errlen, "strict: '%s' is not yes or no", v);
+            return -1;
+        }
+        return 0;
+    }
+    set_err(err, errlen, "unknown key '%s' in [lists]", key);
+    return -1;
+}
+
+static int set_log(struct config *c, const char *key, const char *v, char *err, size_t errlen)
+{
+    unsigned long n;
+    bool *flag = NULL;
+    if (strcmp(key, "db") == 0) {
+        if (!*v) {
+            set_err(err, errlen, "db: a file name is needed");
+            return -1;
+        }
+        free(c->db);
+        c->db = xstrdup(v);
+        return 0;
+    }
+    if (strcmp(key, "retention_days") == 0) {
+        if (parse_uint(v, 0, 36500, &n) < 0) {
+            set_err(err, errlen, "retention_days: '%s' is not 0 (keep all) to 36500", v);
+            return -1;
+        }
+        c->retention_days = (unsigned)n;
+        return 0;
+    }
+    if (strcmp(key, "flush_ms") == 0) {
+        if (parse_uint(v, 10, 60000, &n) < 0) {
+            set_err(err, errlen, "flush_ms: '%s' is not 10-60000", v);
+            return -1;
+        }
+        c->flush_ms = (unsigned)n;
+        return 0;
+    }
+    if (strcmp(key, "trusted_forwarders") == 0) {
+        c->n_trusted_forwarders = 0;
+        return for_each_item(c, v, add_trusted, err, errlen);
+    }
+    if (strcmp(key, "log_allowed") == 0)
+        flag = &c->log_allowed;
+    else if (strcmp(key, "anonymize_clients") == 0)
+        flag = &c->anonymize_clients;
+    if (flag) {
+        if (parse_bool(v, flag) < 0) {
+            set_err(err, errlen, "%s: '%s' is not yes or no", key, v);
+            return -1;
+        }
+        return 0;
+    }
+    set_err(err, errlen, "unknown key '%s' in [log]", key);
+    return -1;
+}
+
+static int set_client(struct config *c, const char *key, const char *v, char *err, size_t errlen)
+{
+    if (!*v) {
+        set_err(err, errlen, "client '%s': a name is needed", key);
+        return -1;
+    }
+    for (size_t i = 0; i < c->n_clients; i++) {
+        if (strcasecmp(c->clients[i].key, key) == 0) {
+            free(c->clients[i].name);
+            c->clients[i].name = xstrdup(v);
+            return 0;
+        }
+    }
+    c->clients = xrealloc(c->clients, (c->n_clients + 1) * sizeof *c->clients);
+    c->clients[c->n_clients].key = xstrdup(key);
+    c->clients[c->n_clients].name = xstrdup(v);
+    c->n_clients++;
+    return 0;
+}
+
+int config_set(struct config *c, const char *section, const char *key, const char *value, char *err,
+               size_t errlen)
+{
+    if (strcmp(section, "server") == 0)
+        return set_server(c, key, value, err, errlen);
+    if (strcmp(section, "upstream") == 0)
+        return set_upstream(c, key, value, err, errlen);
+    if (strcmp(section, "lists") == 0)
+        return set_lists(c, key, value, err, errlen);
+    if (strcmp(section, "log") == 0)
+        return set_log(c, key, value, err, errlen);
+    if (strcmp(section, "clients") == 0)
+        return set_client(c, key, value, err, errlen);
+    set_err(err, errlen, "unknown section [%s]", section);
+    return -1;
+}
+
+/* Cut an inline comment: '#' or ';' at the start or after whitespace. */
+static void strip_comment(char *s)
+{
+    for (char *p = s; *p; p++) {
+        if ((*p == '#' || *p == ';') && (p == s || isspace((unsigned char)p[-1]))) {
+            *p = '\0';
+            return;
+        }
+    }
+}
+
+int config_load_string(struct config *c, const char *text, size_t len, const char *name, char *err,
+                       size_t errlen)
+{
+    char section[64] = "";
+    char line[MAX_LINE];
+    char msg[512];
+    size_t pos = 0;
+    unsigned lineno = 0;
+
+    while (pos < len) {
+        size_t start = pos;
+        while (pos < len && text[pos] != '\n')
+            pos++;
+        size_t n = pos - start;
+        pos++; /* past the newline */
+        lineno++;
+        if (n >= sizeof line) {
+            set_err(err, errlen, "%s:%u: line longer than %d bytes", name, lineno, MAX_LINE - 1);
+            return -1;
+        }
+        memcpy(line, text + start, n);
+        line[n] = '\0';
+        if (memchr(line, '\0', n)) {
+            set_err(err, errlen, "%s:%u: NUL byte in line", name, lineno);
+            return -1;
+        }
+        char *s = line;
+        if (lineno == 1 && (unsigned char)s[0] == 0xEF && (unsigned char)s[1] == 0xBB &&
+            (unsigned char)s[2] == 0xBF)
+            s += 3; /* UTF-8 BOM */
+        strip_comment(s);
+        s = trim(s);
+        if (*s == '\0')
+            continue;
+        if (*s == '[') {
+            char *close = strchr(s, ']');
+            if (!close || close[1] != '\0') {
+                set_err(err, errlen, "%s:%u: section header needs a closing ']'", name, lineno);
+                return -1;
+            }
+            *close = '\0';
+            char *sec = trim(s + 1);
+            static const char *const known[] = {"server", "upstream", "lists", "log", "clients"};
+            bool ok = false;
+            for (size_t i = 0; i < sizeof known / sizeof *known; i++)
+                ok = ok || strcmp(sec, known[i]) == 0;
+            if (!ok) {
+                set_err(err, errlen,
+                        "%s:%u: unknown section [%s] (server, upstream, lists, log, clients)", name,
+                        lineno, sec);
+                return -1;
+            }
+            snprintf(section, sizeof section, "%s", sec);
+            continue;
+        }
+        char *eq = strchr(s, '=');
+        if (!eq) {
+            set_err(err, errlen, "%s:%u: expected 'key = value'", name, lineno);
+            return -1;
+        }
+        *eq = '\0';
+        char *key = trim(s), *value = trim(eq + 1);
+        if (*key == '\0') {
+            set_err(err, errlen, "%s:%u: missing key before '='", name, lineno);
+            return -1;
+        }
+        if (section[0] == '\0') {
+            set_err(err, errlen, "%s:%u: '%s' is outside a [section]", name, lineno, key);
+            return -1;
+        }
+        if (config_set(c, section, key, value, msg, sizeof msg) < 0) {
+            set_err(err, errlen, "%s:%u: %s", name, lineno, msg);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+int config_load_file(struct config *c, const char *path, char *err, size_t errlen)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        set_err(err, errlen, "%s: %s", path, strerror(errno));
+        return -1;
+    }
+    char *buf = NULL;
+    size_t len = 0, cap = 0;
+    char chunk[8192];
+    size_t n;
+    while ((n = fread(chunk, 1, sizeof chunk, f)) > 0) {
+        if (len + n > cap) {
+            cap = (len + n) * 2;
+            buf = xrealloc(buf, cap);
+        }
+        memcpy(buf + len, chunk, n);
+        len += n;
+    }
+    int read_error = ferror(f);
+    fclose(f);
+    if (read_error) {
+        free(buf);
+        set_err(err, errlen, "%s: read error", path);
+        return -1;
+    }
+    /* Normalise CRLF: the reader splits on '\n' and trims the '\r' as whitespace. */
+    int rc = config_load_string(c, buf ? buf : "", len, path, err, errlen);
+    free(buf);
+    if (rc == 0) {
+        free(c->path);
+        c->path = xstrdup(path);
+    }
+    return rc;
+}
+
+/* Is this upstream one of our own listen sockets (a forwarding loop)? */
+static bool is_own_address(const struct config *c, const struct sockaddr_storage *up)
+{
+    for (size_t i = 0; i < c->n_listen; i++) {
+        const struct sockaddr *l = (const struct sockaddr *)&c->listen[i];
+        if (netaddr_equal(l, (const struct sockaddr *)up))
+            return true;
+        /* A wildcard listener on the same port also answers on loopback. */
+        if (l->sa_family == up->ss_family &&
+            netaddr_port(l) == netaddr_port((const struct sockaddr *)up)) {
+            struct cidr any;
+            cidr_parse(l->sa_family == AF_INET ? "0.0.0.0/32" : "::/128", &any);
+            struct cidr lo;
+            cidr_parse(l->sa_family == AF_INET ? "127.0.0.0/8" : "::1/128", &lo);
+            if (cidr_contains(&any, l) && cidr_contains(&lo, (const struct sockaddr *)up))
+                return true;
+        }
+    }
+    return false;
+}
+
+int config_finish(struct config *c, const char *resolv_conf, char *err, size_t errlen)
+{
+    if (c->n_upstreams == 0) {
+        FILE *f = fopen(resolv_conf, "r");
+        if (!f) {
+            set_err(err, errlen, "no upstream configured and %s: %s", resolv_conf, strerror(errno));
+            return -1;
+        }
+        char line[512];
+        unsigned lineno = 0;
+        while (fgets(line, sizeof line, f)) {
+            lineno++;
+            char *s = trim(line);
+            if (strncmp(s, "nameserver", 10) != 0 || !isspace((unsigned char)s[10]))
+                continue;
+            char *addr = trim(s + 10);
+            char *sp = addr;
+            while (*sp && !isspace((unsigned char)*sp))
+                sp++;
+            *sp = '\0';
+            char *pct = strchr(addr, '%'); /* fe80::1%eth0: scope ids are not supported */
+            struct sockaddr_storage ss;
+            if (pct || netaddr_parse(addr, 53, &ss) < 0) {
+                log_warn("config", "%s:%u: skipping nameserver '%s'", resolv_conf, lineno, addr);
+                continue;
+            }
+            if (is_own_address(c, &ss)) {
+                log_info("config", "%s:%u: skipping nameserver %s: that is telesink itself",
+                         resolv_conf, lineno, addr);
+                continue;
+            }
+            c->upstreams = xrealloc(c->upstreams, (c->n_upstreams + 1) * sizeof *c->upstreams);
+            c->upstreams[c->n_upstreams++] = ss;
+        }
+        fclose(f);
+        if (c->n_upstreams == 0) {
+            set_err(err, errlen,
+                    "no upstream: %s lists no usable nameserver; set [upstream] servers or "
+                    "--upstream",
+                    resolv_conf);
+            return -1;
+        }
+    }
+    for (size_t i = 0; i < c->n_upstreams; i++) {
+        if (is_own_address(c, &c->upstreams[i])) {
+            char a[NETADDR_STRLEN];
+            netaddr_format((struct sockaddr *)&c->upstreams[i], true, a, sizeof a);
+            set_err(err, errlen, "upstream %s is one of telesink's own listen addresses", a);
+            return -1;
+        }
+    }
+    return 0;
+}

@@ -1,0 +1,409 @@
+#include "dnsmsg.h"
+
+#include <ldns/ldns.h>
+#include <stdio.h>
+#include <string.h>
+
+/* Header flag bits (the 16-bit word after the ID). */
+#define F_QR 0x8000u
+#define F_AA 0x0400u
+#define F_TC 0x0200u
+#define F_RD 0x0100u
+#define F_RA 0x0080u
+#define F_Z  0x0040u
+#define F_AD 0x0020u
+#define F_CD 0x0010u
+
+#define OPT_DO       0x8000u
+#define EDNS_OPT_EDE 15
+
+static inline uint16_t rd16(const uint8_t *p)
+{
+    return (uint16_t)(p[0] << 8 | p[1]);
+}
+
+static inline uint32_t rd32(const uint8_t *p)
+{
+    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+static inline void wr16(uint8_t *p, uint16_t v)
+{
+    p[0] = (uint8_t)(v >> 8);
+    p[1] = (uint8_t)v;
+}
+
+static inline void wr32(uint8_t *p, uint32_t v)
+{
+    p[0] = (uint8_t)(v >> 24);
+    p[1] = (uint8_t)(v >> 16);
+    p[2] = (uint8_t)(v >> 8);
+    p[3] = (uint8_t)v;
+}
+
+static inline uint8_t lower(uint8_t c)
+{
+    return (c >= 'A' && c <= 'Z') ? (uint8_t)(c + 32) : c;
+}
+
+/*
+ * Read an uncompressed name at *pos (a question's name). Returns its wire length, or 0 when it
+ * runs past the end, is longer than 255 bytes, or uses compression or extended label types.
+ */
+static size_t read_plain_name(const uint8_t *pkt, size_t len, size_t pos, uint8_t *out)
+{
+    size_t n = 0;
+    for (;;) {
+        if (pos >= len)
+            return 0;
+        uint8_t l = pkt[pos];
+        if (l & 0xC0)
+            return 0;
+        if (n + 1u + l > DNS_MAX_NAME || pos + 1u + l > len)
+            return 0;
+        memcpy(out + n, pkt + pos, 1u + l);
+        n += 1u + l;
+        pos += 1u + l;
+        if (l == 0)
+            return n;
+    }
+}
+
+/*
+ * Skip a possibly compressed name at *pos. Every pointer must point strictly before the label
+ * it replaces, so following pointers always terminates; names are at most 255 bytes. Returns 0
+ * and advances *pos past the name as it stands in the record, or -1.
+ */
+static int skip_name(const uint8_t *pkt, size_t len, size_t *pos)
+{
+    size_t p = *pos, total = 0;
+    bool jumped = false;
+    for (int guard = 0; guard < 256; guard++) {
+        if (p >= len)
+            return -1;
+        uint8_t l = pkt[p];
+        if ((l & 0xC0) == 0xC0) {
+            if (p + 2 > len)
+                return -1;
+            size_t target = (size_t)(rd16(pkt + p) & 0x3FFF);
+            if (target >= p)
+                return -1;
+            if (!jumped)
+                *pos = p + 2;
+            jumped = true;
+            p = target;
+            continue;
+        }
+        if (l & 0xC0)
+            return -1;
+        total += 1u + l;
+        if (total > DNS_MAX_NAME || p + 1u + l > len)
+            return -1;
+        p += 1u + l;
+        if (l == 0) {
+            if (!jumped)
+                *pos = p;
+            return 0;
+        }
+    }
+    return -1;
+}
+
+enum dnsmsg_verdict dnsmsg_parse_query(const uint8_t *pkt, size_t len, struct dnsmsg_query *q)
+{
+    q->has_question = false;
+    q->edns = false;
+    q->edns_version = 0;
+    q->do_bit = false;
+    q->udp_size = 512;
+    q->opt_rdata = q->opt_rdlen = 0;
+    q->qname_len = 0;
+    if (len < DNS_HEADER_LEN)
+        return DNSMSG_DROP;
+
+    uint16_t flags = rd16(pkt + 2);
+    q->id = rd16(pkt);
+    q->opcode = (uint8_t)((flags >> 11) & 0x0F);
+    q->rd = flags & F_RD;
+    q->cd = flags & F_CD;
+    if (flags & F_QR)
+        return DNSMSG_DROP;
+
+    uint16_t qd = rd16(pkt + 4), an = rd16(pkt + 6), ns = rd16(pkt + 8), ar = rd16(pkt + 10);
+    size_t pos = DNS_HEADER_LEN;
+    if (qd == 1) {
+        size_t n = read_plain_name(pkt, len, pos, q->qname);
+        if (n > 0 && pos + n + 4 <= len) {
+            q->qname_len = (uint8_t)n;
+            pos += n;
+            q->qtype = rd16(pkt + pos);
+            q->qclass = rd16(pkt + pos + 2);
+            pos += 4;
+            q->has_question = true;
+        }
+    }
+    if (q->opcode != 0)
+        return DNSMSG_NOTIMP;
+    if (!q->has_question || an != 0 || ns != 0 || ar > 1)
+        return DNSMSG_FORMERR;
+
+    if (ar == 1) {
+        /* One additional record: OPT is read, TSIG and broken records are refused. */
+        if (pos >= len || pkt[pos] != 0 || pos + 11 > len)
+            return DNSMSG_FORMERR;
+        uint16_t type = rd16(pkt + pos + 1);
+        uint16_t cls = rd16(pkt + pos + 3);
+        uint32_t ttl = rd32(pkt + pos + 5);
+        uint16_t rdlen = rd16(pkt + pos + 9);
+        size_t rdata = pos + 11;
+        if (rdata + rdlen != len)
+            return DNSMSG_FORMERR;
+        if (type != TYPE_OPT)
+            return DNSMSG_FORMERR;
+        /* Options must tile the RDATA exactly. */
+        for (size_t o = rdata; o < rdata + rdlen;) {
+            if (o + 4 > rdata + rdlen || o + 4 + rd16(pkt + o + 2) > rdata + rdlen)
+                return DNSMSG_FORMERR;
+            o += 4u + rd16(pkt + o + 2);
+        }
+        q->edns = true;
+        q->edns_version = (uint8_t)(ttl >> 16);
+        q->do_bit = ttl & OPT_DO;
+        q->udp_size = cls < 512 ? 512 : cls;
+        q->opt_rdata = (uint16_t)rdata;
+        q->opt_rdlen = rdlen;
+        pos = rdata + rdlen;
+        if (q->edns_version > 0)
+            return DNSMSG_BADVERS;
+    }
+    if (pos != len)
+        return DNSMSG_FORMERR; /* trailing bytes */
+    if (q->qtype == TYPE_AXFR || q->qtype == TYPE_IXFR)
+        return DNSMSG_REFUSED;
+    if (q->qtype == TYPE_OPT || q->qtype == TYPE_TSIG || q->qtype == TYPE_TKEY)
+        return DNSMSG_FORMERR; /* meta types that cannot be asked for */
+    return DNSMSG_OK;
+}
+
+static size_t put_opt(uint8_t *p, unsigned ext_rcode, bool do_bit, uint16_t rdlen)
+{
+    p[0] = 0; /* root owner */
+    wr16(p + 1, TYPE_OPT);
+    wr16(p + 3, DNSMSG_EDNS_SIZE);
+    wr32(p + 5, (uint32_t)(ext_rcode >> 4) << 24 | (do_bit ? OPT_DO : 0));
+    wr16(p + 9, rdlen);
+    return 11;
+}
+
+size_t dnsmsg_error_reply(const struct dnsmsg_query *q, unsigned rcode, uint8_t *out, size_t cap)
+{
+    if (cap < DNSMSG_SMALL_MAX)
+        return 0;
+    uint16_t flags = (uint16_t)(F_QR | (unsigned)q->opcode << 11 | (q->rd ? F_RD : 0) | F_RA |
+                                (q->cd ? F_CD : 0) | (rcode & 0x0F));
+    wr16(out, q->id);
+    wr16(out + 2, flags);
+    wr16(out + 4, q->has_question ? 1 : 0);
+    wr16(out + 6, 0);
+    wr16(out + 8, 0);
+    wr16(out + 10, q->edns ? 1 : 0);
+    size_t n = DNS_HEADER_LEN;
+    if (q->has_question) {
+        memcpy(out + n, q->qname, q->qname_len);
+        n += q->qname_len;
+        wr16(out + n, q->qtype);
+        wr16(out + n + 2, q->qclass);
+        n += 4;
+    }
+    if (q->edns)
+        n += put_opt(out + n, rcode, q->do_bit, 0);
+    return n;
+}
+
+void dnsmsg_name_lower(const uint8_t *name, size_t len, uint8_t *out)
+{
+    /* Length bytes are below 64, so lower-casing them is harmless. */
+    for (size_t i = 0; i < len; i++)
+        out[i] = lower(name[i]);
+}
+
+size_t dnsmsg_upstream_query(const uint8_t *qname, size_t qname_len, uint16_t qtype,
+                             uint16_t qclass, uint16_t id, bool cd, bool do_bit, uint8_t *out,
+                             size_t cap)
+{
+    if (cap < DNSMSG_SMALL_MAX || qname_len > DNS_MAX_NAME)
+        return 0;
+    wr16(out, id);
+    wr16(out + 2, (uint16_t)(F_RD | (cd ? F_CD : 0)));
+    wr16(out + 4, 1);
+    wr16(out + 6, 0);
+    wr16(out + 8, 0);
+    wr16(out + 10, 1);
+    size_t n = DNS_HEADER_LEN;
+    memcpy(out + n, qname, qname_len);
+    n += qname_len;
+    wr16(out + n, qtype);
+    wr16(out + n + 2, qclass);
+    n += 4;
+    n += put_opt(out + n, 0, do_bit, 0);
+    return n;
+}
+
+bool dnsmsg_reply_matches(const uint8_t *pkt, size_t len, uint16_t id, const uint8_t *qname,
+                          size_t qname_len, uint16_t qtype, uint16_t qclass)
+{
+    if (len < DNS_HEADER_LEN + qname_len + 4)
+        return false;
+    uint16_t flags = rd16(pkt + 2);
+    if (rd16(pkt) != id || !(flags & F_QR) || ((flags >> 11) & 0x0F) != 0 || rd16(pkt + 4) != 1)
+        return false;
+    const uint8_t *n = pkt + DNS_HEADER_LEN;
+    for (size_t i = 0; i < qname_len; i++) {
+        if (lower(n[i]) != lower(qname[i]))
+            return false;
+    }
+    const uint8_t *t = n + qname_len;
+    return rd16(t) == qtype && rd16(t + 2) == qclass;
+}
+
+int dnsmsg_reply_scan(const uint8_t *pkt, size_t len, struct dnsmsg_reply_info *info)
+{
+    memset(info, 0, sizeof *info);
+    if (len < DNS_HEADER_LEN || rd16(pkt + 4) != 1)
+        return -1;
+    uint16_t flags = rd16(pkt + 2);
+    info->rcode = flags & 0x0F;
+    info->tc = flags & F_TC;
+
+    size_t pos = DNS_HEADER_LEN;
+    if (skip_name(pkt, len, &pos) < 0 || pos + 4 > len)
+        return -1;
+    pos += 4;
+    info->question_end = pos;
+    info->end = pos; /* grows with every record kept */
+
+    const uint16_t count[3] = {rd16(pkt + 6), rd16(pkt + 8), rd16(pkt + 10)};
+    uint16_t kept[3] = {0, 0, 0};
+    bool cut = false;
+    for (int section = 0; section < 3; section++) {
+        for (unsigned i = 0; i < count[section]; i++) {
+            size_t start = pos;
+            if (skip_name(pkt, len, &pos) < 0 || pos + 10 > len)
+                return -1;
+            uint16_t type = rd16(pkt + pos);
+            uint32_t ttl = rd32(pkt + pos + 4);
+            uint16_t rdlen = rd16(pkt + pos + 8);
+            if (pos + 10 + rdlen > len)
+                return -1;
+            if (type == TYPE_OPT) {
+                if (section != 2 || info->has_opt || pkt[start] != 0 || pos != start + 1)
+                    return -1;
+                info->has_opt = true;
+                info->opt_off = start;
+                info->opt_rdata = (uint16_t)(pos + 10);
+                info->opt_rdlen = rdlen;
+                info->rcode |= (ttl >> 24) << 4;
+                /* Records after the OPT (a TSIG) are not passed on: their offsets would move. */
+                info->end = start;
+                cut = true;
+            }
+            pos += 10u + rdlen;
+            if (!cut) {
+                kept[section]++;
+                info->end = pos;
+            }
+        }
+    }
+    info->an = kept[0];
+    info->ns = kept[1];
+    info->ar = kept[2];
+    info->records = (uint16_t)(kept[0] + kept[1] + kept[2]);
+
+    /* Let ldns judge every record's RDATA (names inside CNAME, SOA, MX, ...). */
+    ldns_pkt *parsed = NULL;
+    if (ldns_wire2pkt(&parsed, pkt, len) != LDNS_STATUS_OK) {
+        ldns_pkt_free(parsed);
+        return -1;
+    }
+    ldns_pkt_free(parsed);
+    return 0;
+}
+
+/* Copy the Extended DNS Error options of the upstream's OPT into out; returns bytes written. */
+static size_t copy_ede(const uint8_t *rdata, size_t rdlen, uint8_t *out, size_t cap)
+{
+    size_t n = 0;
+    for (size_t o = 0; o + 4 <= rdlen;) {
+        size_t olen = rd16(rdata + o + 2);
+        if (o + 4 + olen > rdlen)
+            break;
+        if (rd16(rdata + o) == EDNS_OPT_EDE && n + 4 + olen <= cap) {
+            memcpy(out + n, rdata + o, 4 + olen);
+            n += 4 + olen;
+        }
+        o += 4 + olen;
+    }
+    return n;
+}
+
+size_t dnsmsg_client_reply(const struct dnsmsg_query *q, const uint8_t *reply, size_t len,
+                           const struct dnsmsg_reply_info *info, size_t limit, uint8_t *out,
+                           size_t cap)
+{
+    (void)len;
+    unsigned rcode = info->rcode;
+    if (!q->edns && rcode > 15)
+        rcode = RCODE_SERVFAIL; /* an extended rcode this client cannot read */
+
+    size_t body = info->end - info->question_end;
+    uint8_t ede[512];
+    size_t ede_len = 0;
+    if (q->edns && info->has_opt)
+        ede_len = copy_ede(reply + info->opt_rdata, info->opt_rdlen, ede, sizeof ede);
+    size_t opt_len = q->edns ? 11 + ede_len : 0;
+    size_t qlen = DNS_HEADER_LEN + q->qname_len + 4;
+    size_t total = qlen + body + opt_len;
+    bool truncate = total > limit;
+    if (truncate)
+        total = qlen + opt_len;
+    if (total > cap)
+        return 0;
+
+    uint16_t flags = rd16(reply + 2);
+    flags = (uint16_t)((flags & ~(F_RD | F_Z | 0x0F)) | (q->rd ? F_RD : 0) | F_RA | (rcode & 0x0F));
+    if (truncate)
+        flags |= F_TC;
+    wr16(out, q->id);
+    wr16(out + 2, flags);
+    wr16(out + 4, 1);
+    wr16(out + 6, truncate ? 0 : info->an);
+    wr16(out + 8, truncate ? 0 : info->ns);
+    wr16(out + 10, (uint16_t)((truncate ? 0 : info->ar) + (q->edns ? 1 : 0)));
+    memcpy(out + DNS_HEADER_LEN, q->qname, q->qname_len);
+    /* Type and class are the same as the client's: dnsmsg_reply_matches() checked. */
+    memcpy(out + DNS_HEADER_LEN + q->qname_len, reply + DNS_HEADER_LEN + q->qname_len, 4);
+    size_t n = qlen;
+    if (!truncate) {
+        memcpy(out + n, reply + info->question_end, body);
+        n += body;
+    }
+    if (q->edns) {
+        n += put_opt(out + n, rcode, q->do_bit, (uint16_t)ede_len);
+        memcpy(out + n, ede, ede_len);
+        n += ede_len;
+    }
+    return n;
+}
+
+const char *dnsmsg_rcode_name(unsigned rcode, char *buf, size_t len)
+{
+    static const char *const names[] = {"NOERROR", "FORMERR", "SERVFAIL", "NXDOMAIN",
+                                        "NOTIMP",  "REFUSED", "YXDOMAIN", "YXRRSET",
+                                        "NXRRSET", "NOTAUTH", "NOTZONE"};
+    if (rcode < sizeof names / sizeof *names)
+        return names[rcode];
+    if (rcode == RCODE_BADVERS)
+        return "BADVERS";
+    snprintf(buf, len, "RCODE%u", rcode);
+    return buf;
+}

@@ -1,0 +1,139 @@
+/*
+ * dnsmsg: DNS wire format at the edges of the server.
+ *
+ * Client side: a cheap check of a query's header, question and EDNS record (no allocation, no
+ * full parse), and the error answers (FORMERR, NOTIMP, REFUSED, SERVFAIL, BADVERS) built from
+ * what was read. Upstream side: the query we send, the match of a reply against the question
+ * we asked, a structural scan of the reply (ldns validates every record), and the rewrite of
+ * that reply for each waiting client: its ID, its letter case, its EDNS and its size limit.
+ *
+ * Pure: no sockets, no event loop, no globals. Unit-tested and fuzzed on its own.
+ */
+#ifndef TELESINK_DNSMSG_H
+#define TELESINK_DNSMSG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define DNS_HEADER_LEN 12
+#define DNS_MAX_NAME   255
+#define DNS_MAX_UDP    65535
+/* What we advertise to upstreams and clients (the DNS flag day 2020 value). */
+#define DNSMSG_EDNS_SIZE 1232
+/* A buffer this big holds any error answer or upstream query we build. */
+#define DNSMSG_SMALL_MAX 512
+
+enum dns_rcode {
+    RCODE_NOERROR = 0,
+    RCODE_FORMERR = 1,
+    RCODE_SERVFAIL = 2,
+    RCODE_NXDOMAIN = 3,
+    RCODE_NOTIMP = 4,
+    RCODE_REFUSED = 5,
+    RCODE_BADVERS = 16, /* extended: needs EDNS */
+};
+
+enum dns_type {
+    TYPE_A = 1,
+    TYPE_NS = 2,
+    TYPE_CNAME = 5,
+    TYPE_SOA = 6,
+    TYPE_AAAA = 28,
+    TYPE_OPT = 41,
+    TYPE_TKEY = 249,
+    TYPE_TSIG = 250,
+    TYPE_IXFR = 251,
+    TYPE_AXFR = 252,
+};
+
+/* What to do with a client's packet. */
+enum dnsmsg_verdict {
+    DNSMSG_OK = 0,  /* a well-formed standard query */
+    DNSMSG_DROP,    /* not worth an answer: shorter than a header, or QR=1 */
+    DNSMSG_FORMERR, /* answer FORMERR */
+    DNSMSG_NOTIMP,  /* answer NOTIMP: an opcode other than QUERY */
+    DNSMSG_REFUSED, /* answer REFUSED: zone transfers */
+    DNSMSG_BADVERS, /* answer BADVERS: EDNS version above 0 */
+};
+
+/* What we read from a client's query. Lives on the stack or inside the query it describes. */
+struct dnsmsg_query {
+    uint16_t id;
+    uint8_t opcode;
+    bool rd, cd;
+    bool has_question; /* qname/qtype/qclass are valid */
+    uint8_t qname_len; /* wire length including the root label */
+    uint16_t qtype, qclass;
+    bool edns; /* the client sent an OPT record */
+    uint8_t edns_version;
+    bool do_bit;
+    uint16_t udp_size;  /* the largest UDP answer this client takes: 512 .. 65535 */
+    uint16_t opt_rdata; /* offset and length of the OPT RDATA (the options) in the packet */
+    uint16_t opt_rdlen;
+    uint8_t qname[DNS_MAX_NAME]; /* wire form, letter case as sent */
+};
+
+enum dnsmsg_verdict dnsmsg_parse_query(const uint8_t *pkt, size_t len, struct dnsmsg_query *q);
+
+/*
+ * An answer with no records: the client's ID and question (when it had one), QR and RA set, AA
+ * and Z clear, RD and CD copied, the rcode given (extended rcodes go into the OPT record, which
+ * is added when the client sent EDNS). Returns the length written (cap >= DNSMSG_SMALL_MAX).
+ */
+size_t dnsmsg_error_reply(const struct dnsmsg_query *q, unsigned rcode, uint8_t *out, size_t cap);
+
+/* The question in lower case: the key for coalescing identical questions and for matching. */
+void dnsmsg_name_lower(const uint8_t *name, size_t len, uint8_t *out);
+
+/*
+ * The query we send upstream: our ID, RD set, CD as the client's, the (lower-cased) name, and
+ * an OPT record advertising DNSMSG_EDNS_SIZE with the client's DO bit. No client options are
+ * passed on. Returns the length (cap >= DNSMSG_SMALL_MAX).
+ */
+size_t dnsmsg_upstream_query(const uint8_t *qname, size_t qname_len, uint16_t qtype,
+                             uint16_t qclass, uint16_t id, bool cd, bool do_bit, uint8_t *out,
+                             size_t cap);
+
+/*
+ * Is this datagram the reply to the question we sent with this ID? Checks QR, opcode, ID and
+ * the question (name case-insensitively, type, class). Returns true on a match.
+ */
+bool dnsmsg_reply_matches(const uint8_t *pkt, size_t len, uint16_t id, const uint8_t *qname,
+                          size_t qname_len, uint16_t qtype, uint16_t qclass);
+
+/* The shape of a matched upstream reply, from dnsmsg_reply_scan(). */
+struct dnsmsg_reply_info {
+    unsigned rcode; /* header rcode plus the OPT's extended bits */
+    bool tc;
+    size_t question_end; /* offset just past the question */
+    size_t end;          /* offset just past the last record */
+    uint16_t records;    /* records kept: all but the OPT and anything after it */
+    uint16_t an, ns, ar; /* section counts of the records kept */
+    bool has_opt;
+    size_t opt_off;     /* the OPT record: its first byte */
+    uint16_t opt_rdata; /* and its options */
+    uint16_t opt_rdlen;
+};
+
+/*
+ * Scan a matched reply: every record within bounds, names well-formed with compression pointers
+ * that only point backwards, at most one OPT (in the additional section, owner root), and the
+ * packet as a whole accepted by ldns. Returns 0, or -1 for a malformed reply.
+ */
+int dnsmsg_reply_scan(const uint8_t *pkt, size_t len, struct dnsmsg_reply_info *info);
+
+/*
+ * The reply for one client: its ID and RD bit, its question's letter case, our OPT record when
+ * it sent EDNS (keeping the upstream's extended rcode and any Extended DNS Error), none when it
+ * did not, and cut to header + question with TC=1 when longer than limit. Returns the length, or
+ * 0 when cap is too small.
+ */
+size_t dnsmsg_client_reply(const struct dnsmsg_query *q, const uint8_t *reply, size_t len,
+                           const struct dnsmsg_reply_info *info, size_t limit, uint8_t *out,
+                           size_t cap);
+
+/* "NOERROR", "NXDOMAIN", ... or "RCODE42". buf holds the latter (>= 12 bytes). */
+const char *dnsmsg_rcode_name(unsigned rcode, char *buf, size_t len);
+
+#endif
