@@ -1,0 +1,604 @@
+#include "listen.h"
+
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "netaddr.h"
+
+/* recvmmsg: libuv splits the buffer into 64 KiB slots, one datagram each. */
+#define UDP_SLOT    65536
+#define UDP_BATCH   16
+#define TCP_BACKLOG 128
+
+struct listen_udp {
+    uv_udp_t handle;
+    struct listen *l;
+    char *buf; /* UDP_BATCH slots, reused for every batch */
+};
+
+struct listen_tcp {
+    uv_tcp_t handle;
+    struct listen *l;
+};
+
+/*
+ * A client's TCP connection: lives from accept until both handles are closed and no query it
+ * carried is still held (inflight == 0).
+ */
+struct listen_conn {
+    uv_tcp_t handle;
+    uv_timer_t idle;
+    struct listen *l;
+    struct listen_conn *prev, *next;
+    struct sockaddr_storage peer;
+    unsigned inflight; /* queries held by the serving side */
+    unsigned handles;  /* open libuv handles: 2 until closed */
+    bool closing, paused, eof;
+    uint8_t *buf;
+    size_t len, cap;
+};
+
+/* Lives from listen_start until every handle is closed and every connection freed. */
+struct listen {
+    uv_loop_t *loop;
+    struct listen_udp *udp;
+    struct listen_tcp *tcp;
+    size_t n;
+    struct listen_conn *conns;
+    unsigned nconns;  /* allocated connections (closing ones included) */
+    unsigned nopen;   /* connections not closing: the cap applies to these */
+    unsigned handles; /* open UDP and TCP server handles */
+    bool closing;
+    struct listen_opts opts;
+    listen_query_cb cb;
+    void *ctx;
+    struct listen_stats *stats;
+};
+
+struct conn_write {
+    uv_write_t req;
+    size_t len;
+    uint8_t data[];
+};
+
+struct udp_send {
+    uv_udp_send_t req;
+    uint8_t data[];
+};
+
+static void listen_maybe_free(struct listen *l)
+{
+    if (l->closing && l->handles == 0 && l->nconns == 0) {
+        for (size_t i = 0; i < l->n; i++)
+            free(l->udp[i].buf);
+        free(l->udp);
+        free(l->tcp);
+        free(l);
+    }
+}
+
+/* ---- binding ------------------------------------------------------------------------------ */
+
+static int open_socket(int type, const struct sockaddr_storage *a, bool reuseport, char *err,
+                       size_t errlen)
+{
+    char text[NETADDR_STRLEN];
+    netaddr_format((const struct sockaddr *)a, true, text, sizeof text);
+    int fd = socket(a->ss_family, type | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        snprintf(err, errlen, "%s: socket: %s", text, strerror(errno));
+        return -1;
+    }
+    int one = 1;
+    if (type == SOCK_STREAM)
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (reuseport && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) < 0) {
+        snprintf(err, errlen, "%s: SO_REUSEPORT: %s", text, strerror(errno));
+        close(fd);
+        return -1;
+    }
+    if (a->ss_family == AF_INET6)
+        setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
+    if (bind(fd, (const struct sockaddr *)a, netaddr_len((const struct sockaddr *)a)) < 0) {
+        snprintf(err, errlen, "%s (%s): bind: %s", text, type == SOCK_STREAM ? "tcp" : "udp",
+                 strerror(errno));
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+static void close_fds(int *fds, unsigned count)
+{
+    for (unsigned i = 0; i < count; i++) {
+        if (fds[i] >= 0)
+            close(fds[i]);
+        fds[i] = -1;
+    }
+}
+
+void listen_addrs_free(struct listen_addr *a, size_t n, unsigned nloops)
+{
+    if (!a)
+        return;
+    for (size_t i = 0; i < n; i++) {
+        if (a[i].fds)
+            close_fds(a[i].fds, 2 * nloops);
+        free(a[i].fds);
+    }
+    free(a);
+}
+
+int listen_bind(const struct sockaddr_storage *addrs, size_t n, unsigned nloops,
+                struct listen_addr **out, char *err, size_t errlen)
+{
+    struct listen_addr *a = calloc(n, sizeof *a);
+    if (!a) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    bool reuseport = nloops > 1;
+    for (size_t i = 0; i < n; i++) {
+        a[i].addr = addrs[i];
+        a[i].fds = malloc(2 * nloops * sizeof(int));
+        if (!a[i].fds) {
+            snprintf(err, errlen, "out of memory");
+            goto fail;
+        }
+        for (unsigned k = 0; k < 2 * nloops; k++)
+            a[i].fds[k] = -1;
+
+        /* Port 0: let the kernel pick a UDP port, then take the same port for TCP. */
+        bool any_port = netaddr_port((const struct sockaddr *)&a[i].addr) == 0;
+        for (int attempt = 0;; attempt++) {
+            if (any_port)
+                netaddr_set_port(&a[i].addr, 0);
+            a[i].fds[0] = open_socket(SOCK_DGRAM, &a[i].addr, reuseport, err, errlen);
+            if (a[i].fds[0] < 0)
+                goto fail;
+            if (any_port) {
+                struct sockaddr_storage bound;
+                socklen_t blen = sizeof bound;
+                getsockname(a[i].fds[0], (struct sockaddr *)&bound, &blen);
+                netaddr_set_port(&a[i].addr, netaddr_port((struct sockaddr *)&bound));
+            }
+            a[i].fds[1] = open_socket(SOCK_STREAM, &a[i].addr, reuseport, err, errlen);
+            if (a[i].fds[1] >= 0)
+                break;
+            close_fds(a[i].fds, 1);
+            if (!any_port || attempt >= 20)
+                goto fail;
+        }
+        for (unsigned k = 1; k < nloops; k++) {
+            a[i].fds[2 * k] = open_socket(SOCK_DGRAM, &a[i].addr, true, err, errlen);
+            if (a[i].fds[2 * k] < 0)
+                goto fail;
+            a[i].fds[2 * k + 1] = open_socket(SOCK_STREAM, &a[i].addr, true, err, errlen);
+            if (a[i].fds[2 * k + 1] < 0)
+                goto fail;
+        }
+    }
+    *out = a;
+    return 0;
+fail:
+    listen_addrs_free(a, n, nloops);
+    return -1;
+}
+
+/* ---- responses ---------------------------------------------------------------------------- */
+
+static void udp_sent(uv_udp_send_t *req, int status)
+{
+    struct udp_send *s = (struct udp_send *)req;
+    if (status < 0 && status != UV_ECANCELED)
+        log_debug("listen", "udp send: %s", uv_strerror(status));
+    free(s);
+}
+
+static void conn_written(uv_write_t *req, int status)
+{
+    if (status < 0 && status != UV_ECANCELED)
+        log_debug("listen", "tcp write: %s", uv_strerror(status));
+    free(req);
+}
+
+bool listen_origin_open(const struct listen_origin *o)
+{
+    if (o->udp)
+        return !o->udp->l->closing;
+    return o->conn && !o->conn->closing;
+}
+
+void listen_respond(const struct listen_origin *o, const uint8_t *pkt, size_t len)
+{
+    if (o->udp) {
+        struct listen_udp *u = o->udp;
+        if (u->l->closing)
+            return;
+        uv_buf_t b = uv_buf_init((char *)pkt, (unsigned)len);
+        const struct sockaddr *peer = (const struct sockaddr *)&o->peer;
+        int rc = uv_udp_try_send(&u->handle, &b, 1, peer);
+        if (rc == UV_EAGAIN || rc == UV_ENOSYS) {
+            struct udp_send *s = malloc(sizeof *s + len);
+            if (!s) {
+                u->l->stats->send_errors++;
+                return;
+            }
+            memcpy(s->data, pkt, len);
+            b = uv_buf_init((char *)s->data, (unsigned)len);
+            rc = uv_udp_send(&s->req, &u->handle, &b, 1, peer, udp_sent);
+            if (rc < 0)
+                free(s);
+        }
+        if (rc < 0) {
+            u->l->stats->send_errors++;
+            log_debug("listen", "udp send: %s", uv_strerror(rc));
+        }
+        return;
+    }
+    struct listen_conn *c = o->conn;
+    if (!c || c->closing || len > 65535)
+        return;
+    uint8_t prefix[2] = {(uint8_t)(len >> 8), (uint8_t)len};
+    uv_buf_t bufs[2] = {uv_buf_init((char *)prefix, 2), uv_buf_init((char *)pkt, (unsigned)len)};
+    int done = uv_try_write((uv_stream_t *)&c->handle, bufs, 2);
+    if (done == UV_EAGAIN || done == UV_ENOSYS)
+        done = 0;
+    if (done < 0) {
+        c->l->stats->send_errors++;
+        return;
+    }
+    size_t total = len + 2;
+    if ((size_t)done == total)
+        return;
+    /* Queue what the kernel did not take. */
+    size_t rest = total - (size_t)done;
+    struct conn_write *w = malloc(sizeof *w + rest);
+    if (!w) {
+        c->l->stats->send_errors++;
+        return;
+    }
+    w->len = rest;
+    size_t off = (size_t)done;
+    if (off < 2) {
+        memcpy(w->data, prefix + off, 2 - off);
+        memcpy(w->data + (2 - off), pkt, len);
+    } else {
+        memcpy(w->data, pkt + (off - 2), rest);
+    }
+    uv_buf_t b = uv_buf_init((char *)w->data, (unsigned)rest);
+    if (uv_write(&w->req, (uv_stream_t *)&c->handle, &b, 1, conn_written) < 0) {
+        c->l->stats->send_errors++;
+        free(w);
+    }
+}
+
+/* ---- TCP connections ---------------------------------------------------------------------- */
+
+static void conn_close(struct listen_conn *c);
+static void conn_process(struct listen_conn *c);
+
+static void conn_maybe_free(struct listen_conn *c)
+{
+    if (c->handles > 0 || c->inflight > 0)
+        return;
+    struct listen *l = c->l;
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        l->conns = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    l->nconns--;
+    free(c->buf);
+    free(c);
+    listen_maybe_free(l);
+}
+
+static void conn_handle_closed(uv_handle_t *h)
+{
+    struct listen_conn *c = h->data;
+    c->handles--;
+    conn_maybe_free(c);
+}
+
+static void conn_close(struct listen_conn *c)
+{
+    if (c->closing)
+        return;
+    c->closing = true;
+    c->l->nopen--;
+    uv_close((uv_handle_t *)&c->handle, conn_handle_closed);
+    uv_close((uv_handle_t *)&c->idle, conn_handle_closed);
+}
+
+void listen_hold(const struct listen_origin *from, struct listen_origin *copy)
+{
+    *copy = *from;
+    if (copy->conn)
+        copy->conn->inflight++;
+}
+
+void listen_release(struct listen_origin *o)
+{
+    struct listen_conn *c = o->conn;
+    o->conn = NULL;
+    o->udp = NULL;
+    if (!c)
+        return;
+    c->inflight--;
+    if (c->closing) {
+        conn_maybe_free(c);
+        return;
+    }
+    if (c->eof && c->inflight == 0) {
+        conn_close(c);
+        return;
+    }
+    if (c->paused && c->inflight < c->l->opts.tcp_max_inflight)
+        conn_process(c); /* resumes reading once the buffered queries are taken */
+}
+
+static void conn_idle(uv_timer_t *t)
+{
+    struct listen_conn *c = t->data;
+    if (c->inflight > 0) {
+        /* Still answering: the client is waiting on us, not idle. */
+        uv_timer_start(&c->idle, conn_idle, c->l->opts.tcp_idle_ms, 0);
+        return;
+    }
+    c->l->stats->tcp_idle_closed++;
+    conn_close(c);
+}
+
+static void conn_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+    (void)suggested;
+    struct listen_conn *c = h->data;
+    size_t want = c->len + 4096;
+    if (c->len >= 2) {
+        size_t frame = 2u + (size_t)(c->buf[0] << 8 | c->buf[1]);
+        if (frame > want)
+            want = frame;
+    }
+    if (want > c->cap) {
+        uint8_t *n = realloc(c->buf, want);
+        if (!n) {
+            buf->base = NULL;
+            buf->len = 0;
+            return;
+        }
+        c->buf = n;
+        c->cap = want;
+    }
+    buf->base = (char *)c->buf + c->len;
+    buf->len = c->cap - c->len;
+}
+
+static void conn_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
+
+/* Hand every complete frame in the buffer to the callback, up to the in-flight cap. */
+static void conn_process(struct listen_conn *c)
+{
+    struct listen *l = c->l;
+    size_t off = 0;
+    struct listen_origin o = {.peer = c->peer, .udp = NULL, .conn = c};
+    while (!c->closing && c->len - off >= 2) {
+        if (c->inflight >= l->opts.tcp_max_inflight)
+            break;
+        size_t m = (size_t)(c->buf[off] << 8 | c->buf[off + 1]);
+        if (c->len - off < 2 + m)
+            break;
+        l->stats->tcp_in++;
+        l->cb(l->ctx, &o, c->buf + off + 2, m);
+        off += 2 + m;
+    }
+    if (c->closing)
+        return;
+    if (off > 0) {
+        memmove(c->buf, c->buf + off, c->len - off);
+        c->len -= off;
+    }
+    bool full = c->inflight >= l->opts.tcp_max_inflight;
+    if (full && !c->paused) {
+        uv_read_stop((uv_stream_t *)&c->handle);
+        c->paused = true;
+    } else if (!full && c->paused && !c->eof) {
+        c->paused = false;
+        uv_read_start((uv_stream_t *)&c->handle, conn_alloc, conn_read);
+    }
+    if (c->eof && c->inflight == 0)
+        conn_close(c);
+}
+
+static void conn_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+{
+    (void)buf;
+    struct listen_conn *c = s->data;
+    if (nread == 0)
+        return;
+    if (nread < 0) {
+        if (nread != UV_EOF) {
+            log_debug("listen", "tcp read: %s", uv_strerror((int)nread));
+            conn_close(c);
+            return;
+        }
+        /* The client is done sending; answer what it asked, then close. */
+        c->eof = true;
+        uv_read_stop(s);
+        if (c->inflight == 0 && c->len < 2)
+            conn_close(c);
+        else
+            conn_process(c);
+        return;
+    }
+    c->len += (size_t)nread;
+    uv_timer_start(&c->idle, conn_idle, c->l->opts.tcp_idle_ms, 0);
+    conn_process(c);
+}
+
+static void reject_closed(uv_handle_t *h)
+{
+    free(h);
+}
+
+static void on_connection(uv_stream_t *server, int status)
+{
+    struct listen_tcp *t = server->data;
+    struct listen *l = t->l;
+    if (status < 0) {
+        log_warn("listen", "accept: %s", uv_strerror(status));
+        return;
+    }
+    if (l->nopen >= l->opts.tcp_max_connections) {
+        /* Over the cap: accept and close at once, so the backlog does not fill. */
+        uv_tcp_t *reject = malloc(sizeof *reject);
+        if (!reject)
+            return;
+        uv_tcp_init(l->loop, reject);
+        if (uv_accept(server, (uv_stream_t *)reject) == 0)
+            l->stats->tcp_refused++;
+        uv_close((uv_handle_t *)reject, reject_closed);
+        return;
+    }
+    struct listen_conn *c = calloc(1, sizeof *c);
+    if (!c)
+        return;
+    c->l = l;
+    uv_tcp_init(l->loop, &c->handle);
+    uv_timer_init(l->loop, &c->idle);
+    c->handle.data = c;
+    c->idle.data = c;
+    c->handles = 2;
+    c->next = l->conns;
+    if (l->conns)
+        l->conns->prev = c;
+    l->conns = c;
+    l->nconns++;
+    l->nopen++;
+    if (uv_accept(server, (uv_stream_t *)&c->handle) < 0) {
+        conn_close(c);
+        return;
+    }
+    int plen = sizeof c->peer;
+    uv_tcp_getpeername(&c->handle, (struct sockaddr *)&c->peer, &plen);
+    uv_tcp_nodelay(&c->handle, 1);
+    l->stats->tcp_accepted++;
+    uv_timer_start(&c->idle, conn_idle, l->opts.tcp_idle_ms, 0);
+    uv_read_start((uv_stream_t *)&c->handle, conn_alloc, conn_read);
+}
+
+/* ---- UDP ---------------------------------------------------------------------------------- */
+
+static void udp_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+    (void)suggested;
+    struct listen_udp *u = h->data;
+    buf->base = u->buf;
+    buf->len = (size_t)UDP_SLOT * UDP_BATCH;
+}
+
+static void udp_recv(uv_udp_t *h, ssize_t nread, const uv_buf_t *buf, const struct sockaddr *addr,
+                     unsigned flags)
+{
+    struct listen_udp *u = h->data;
+    if (nread == 0 && addr == NULL)
+        return; /* end of a batch (or nothing to read): the buffer is ours, nothing to free */
+    if (nread < 0) {
+        log_debug("listen", "udp receive: %s", uv_strerror((int)nread));
+        return;
+    }
+    if (flags & UV_UDP_PARTIAL)
+        return; /* longer than 64 KiB: not a DNS query */
+    struct listen_origin o = {.udp = u, .conn = NULL};
+    memcpy(&o.peer, addr, netaddr_len(addr));
+    u->l->stats->udp_in++;
+    u->l->cb(u->l->ctx, &o, (const uint8_t *)buf->base, (size_t)nread);
+}
+
+static void server_closed(uv_handle_t *h)
+{
+    struct listen *l = h->data;
+    l->handles--;
+    listen_maybe_free(l);
+}
+
+struct listen *listen_start(uv_loop_t *loop, struct listen_addr *addrs, size_t n,
+                            unsigned loop_index, const struct listen_opts *opts, listen_query_cb cb,
+                            void *ctx, struct listen_stats *stats)
+{
+    struct listen *l = calloc(1, sizeof *l);
+    if (!l)
+        return NULL;
+    l->loop = loop;
+    l->opts = *opts;
+    l->cb = cb;
+    l->ctx = ctx;
+    l->stats = stats;
+    l->udp = calloc(n, sizeof *l->udp);
+    l->tcp = calloc(n, sizeof *l->tcp);
+    if (!l->udp || !l->tcp) {
+        free(l->udp);
+        free(l->tcp);
+        free(l);
+        return NULL;
+    }
+    l->n = n;
+    for (size_t i = 0; i < n; i++) {
+        struct listen_udp *u = &l->udp[i];
+        struct listen_tcp *t = &l->tcp[i];
+        int *fd = &addrs[i].fds[2 * loop_index];
+        char text[NETADDR_STRLEN];
+        netaddr_format((const struct sockaddr *)&addrs[i].addr, true, text, sizeof text);
+
+        u->l = l;
+        u->buf = malloc((size_t)UDP_SLOT * UDP_BATCH);
+        uv_udp_init_ex(loop, &u->handle, AF_UNSPEC | UV_UDP_RECVMMSG);
+        u->handle.data = u;
+        l->handles++;
+        int rc = u->buf ? uv_udp_open(&u->handle, fd[0]) : UV_ENOMEM;
+        if (rc == 0) {
+            fd[0] = -1;
+            rc = uv_udp_recv_start(&u->handle, udp_alloc, udp_recv);
+        }
+        if (rc < 0)
+            log_error("listen", "%s (udp): %s", text, uv_strerror(rc));
+
+        t->l = l;
+        uv_tcp_init(loop, &t->handle);
+        t->handle.data = t;
+        l->handles++;
+        rc = uv_tcp_open(&t->handle, fd[1]);
+        if (rc == 0) {
+            fd[1] = -1;
+            rc = uv_listen((uv_stream_t *)&t->handle, TCP_BACKLOG, on_connection);
+        }
+        if (rc < 0)
+            log_error("listen", "%s (tcp): %s", text, uv_strerror(rc));
+    }
+    return l;
+}
+
+void listen_set_opts(struct listen *l, const struct listen_opts *opts)
+{
+    l->opts = *opts;
+}
+
+void listen_close(struct listen *l)
+{
+    l->closing = true;
+    for (size_t i = 0; i < l->n; i++) {
+        l->udp[i].handle.data = l;
+        l->tcp[i].handle.data = l;
+        uv_close((uv_handle_t *)&l->udp[i].handle, server_closed);
+        uv_close((uv_handle_t *)&l->tcp[i].handle, server_closed);
+    }
+    for (struct listen_conn *c = l->conns; c; c = c->next)
+        conn_close(c);
+    listen_maybe_free(l);
+}

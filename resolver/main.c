@@ -1,0 +1,439 @@
+/*
+ * main: the command line. `telesink serve` binds, starts one worker per thread and waits for
+ * signals (SIGTERM/SIGINT stop, SIGHUP reloads); `telesink version` prints the version.
+ * Exit codes: 0 ok, 1 runtime failure, 2 usage or configuration error.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <grp.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <uv.h>
+
+#include "config.h"
+#include "listen.h"
+#include "log.h"
+#include "netaddr.h"
+#include "worker.h"
+
+#ifndef TELESINK_VERSION
+#define TELESINK_VERSION "0.0.0"
+#endif
+
+#define EXIT_USAGE 2
+
+/* Flags given to `serve`: applied over the file at start and again at every reload. */
+struct serve_flags {
+    const char *config; /* --config, or NULL for the default path when it exists */
+    const char *resolv; /* --resolv-conf */
+    char *listen;       /* comma-joined --listen values */
+    char *upstream;     /* comma-joined --upstream values */
+    char *lists;        /* comma-joined --lists values */
+    const char *db;
+    const char *log_level;
+};
+
+/* The running daemon: lives for the whole of `serve`. */
+struct daemon_state {
+    struct serve_flags flags;
+    struct config *cfg;
+    struct worker **workers;
+    unsigned nworkers;
+    uv_loop_t *loop;
+    uv_signal_t sigterm, sigint, sighup;
+};
+
+static void append_item(char **list, const char *item)
+{
+    size_t old = *list ? strlen(*list) : 0;
+    char *n = realloc(*list, old + strlen(item) + 3);
+    if (!n)
+        abort();
+    if (old)
+        memcpy(n + old, ", ", 3);
+    else
+        n[0] = '\0';
+    strcat(n, item);
+    *list = n;
+}
+
+static void usage_main(FILE *out)
+{
+    fprintf(out, "usage: telesink <command> [options]\n"
+                 "\n"
+                 "commands:\n"
+                 "  serve     run the DNS sinkhole (UDP and TCP)\n"
+                 "  version   print the version\n"
+                 "\n"
+                 "`telesink <command> --help` describes each command.\n");
+}
+
+static void usage_serve(FILE *out)
+{
+    fprintf(
+        out,
+        "usage: telesink serve [options]\n"
+        "\n"
+        "  --config FILE          configuration file (default " CONFIG_DEFAULT_PATH
+        " when it exists)\n"
+        "  --listen ADDR:PORT     listen here, UDP and TCP; repeatable (default 127.0.0.1:8053,\n"
+        "                         [::1]:8053; port 0 picks a free port)\n"
+        "  --upstream ADDR[:PORT] forward to this resolver; repeatable (default: the\n"
+        "                         nameservers in /etc/resolv.conf)\n"
+        "  --lists PATH           list file or directory; repeatable\n"
+        "  --db FILE              query log database\n"
+        "  --log-level LEVEL      error, warn, info (default) or debug\n"
+        "  --resolv-conf FILE     where to read default upstreams (default /etc/resolv.conf)\n"
+        "  --help                 this text\n"
+        "\n"
+        "Signals: SIGTERM/SIGINT stop (exit 0), SIGHUP reloads the configuration.\n");
+}
+
+/* Defaults, then the file, then the flags, then what is still unset. NULL on error (printed). */
+static struct config *build_config(const struct serve_flags *f)
+{
+    char err[512];
+    struct config *c = config_create();
+    if (!c) {
+        log_error("config", "out of memory");
+        return NULL;
+    }
+    const char *path = f->config;
+    if (!path && access(CONFIG_DEFAULT_PATH, F_OK) == 0)
+        path = CONFIG_DEFAULT_PATH;
+    if (path && config_load_file(c, path, err, sizeof err) < 0)
+        goto fail;
+    struct {
+        const char *section, *key, *value;
+    } sets[] = {
+        {"server", "listen", f->listen},       {"upstream", "servers", f->upstream},
+        {"lists", "paths", f->lists},          {"log", "db", f->db},
+        {"server", "log_level", f->log_level},
+    };
+    for (size_t i = 0; i < sizeof sets / sizeof *sets; i++) {
+        if (sets[i].value &&
+            config_set(c, sets[i].section, sets[i].key, sets[i].value, err, sizeof err) < 0) {
+            log_error("config", "command line: %s", err);
+            config_destroy(c);
+            return NULL;
+        }
+    }
+    if (config_finish(c, f->resolv ? f->resolv : "/etc/resolv.conf", err, sizeof err) < 0)
+        goto fail;
+    return c;
+fail:
+    log_error("config", "%s", err);
+    config_destroy(c);
+    return NULL;
+}
+
+static void addr_list(const struct sockaddr_storage *a, size_t n, char *buf, size_t len)
+{
+    size_t used = 0;
+    buf[0] = '\0';
+    for (size_t i = 0; i < n && used < len; i++) {
+        char one[NETADDR_STRLEN];
+        netaddr_format((const struct sockaddr *)&a[i], true, one, sizeof one);
+        int w = snprintf(buf + used, len - used, "%s%s", i ? " " : "", one);
+        if (w < 0)
+            break;
+        used += (size_t)w;
+    }
+}
+
+static bool same_listen(const struct config *a, const struct config *b)
+{
+    if (a->n_listen != b->n_listen)
+        return false;
+    for (size_t i = 0; i < a->n_listen; i++) {
+        if (!netaddr_equal((const struct sockaddr *)&a->listen[i],
+                           (const struct sockaddr *)&b->listen[i]))
+            return false;
+    }
+    return true;
+}
+
+static void on_reload(uv_signal_t *h, int signum)
+{
+    (void)signum;
+    struct daemon_state *d = h->data;
+    log_info("main", "SIGHUP: reloading the configuration");
+    struct config *c = build_config(&d->flags);
+    if (!c) {
+        log_error("main", "reload failed; still serving with the previous configuration");
+        return;
+    }
+    if (!same_listen(c, d->cfg))
+        log_warn("main", "reload: listen addresses change only on restart");
+    if (c->threads != d->cfg->threads)
+        log_warn("main", "reload: threads change only on restart");
+    log_set_level(c->log_level);
+    for (unsigned i = 0; i < d->nworkers; i++)
+        worker_reload(d->workers[i], c);
+    config_unref(d->cfg);
+    d->cfg = c;
+    char ups[512];
+    addr_list(c->upstreams, c->n_upstreams, ups, sizeof ups);
+    log_info("main", "reloaded: upstreams %s", ups);
+}
+
+static void on_stop(uv_signal_t *h, int signum)
+{
+    struct daemon_state *d = h->data;
+    log_info("main", "%s: stopping", signum == SIGINT ? "SIGINT" : "SIGTERM");
+    for (unsigned i = 0; i < d->nworkers; i++)
+        worker_stop(d->workers[i]);
+    uv_close((uv_handle_t *)&d->sigterm, NULL);
+    uv_close((uv_handle_t *)&d->sigint, NULL);
+    uv_close((uv_handle_t *)&d->sighup, NULL);
+}
+
+/* Started as root with `user = NAME`: become that user, keeping no capabilities. */
+static int drop_privileges(const char *user)
+{
+    if (!user)
+        return 0;
+    if (geteuid() != 0) {
+        log_warn("main", "user = %s ignored: not running as root", user);
+        return 0;
+    }
+    struct passwd *pw = getpwnam(user);
+    if (!pw) {
+        log_error("main", "user %s does not exist", user);
+        return -1;
+    }
+    if (setgroups(0, NULL) < 0 || initgroups(user, pw->pw_gid) < 0 || setgid(pw->pw_gid) < 0 ||
+        setuid(pw->pw_uid) < 0) {
+        log_error("main", "cannot become %s: %s", user, strerror(errno));
+        return -1;
+    }
+    if (setuid(0) == 0) {
+        log_error("main", "still able to regain root after dropping to %s", user);
+        return -1;
+    }
+    return 0;
+}
+
+static void print_stats(const struct worker_stats *s)
+{
+    log_info("main",
+             "stats: queries=%llu forwarded=%llu answered=%llu servfail=%llu refused=%llu "
+             "formerr=%llu notimp=%llu badvers=%llu dropped=%llu coalesced=%llu "
+             "upstream_timeouts=%llu tcp_retries=%llu bad_source=%llu mismatched=%llu "
+             "malformed=%llu overloaded=%llu tcp_accepted=%llu tcp_refused=%llu",
+             (unsigned long long)s->queries, (unsigned long long)s->forwarded,
+             (unsigned long long)s->upstream.answered, (unsigned long long)s->servfail,
+             (unsigned long long)s->refused, (unsigned long long)s->formerr,
+             (unsigned long long)s->notimp, (unsigned long long)s->badvers,
+             (unsigned long long)s->dropped, (unsigned long long)s->upstream.coalesced,
+             (unsigned long long)s->upstream.timeouts, (unsigned long long)s->upstream.tcp_retries,
+             (unsigned long long)s->upstream.bad_source, (unsigned long long)s->upstream.mismatched,
+             (unsigned long long)s->upstream.malformed, (unsigned long long)s->upstream.overloaded,
+             (unsigned long long)s->listen.tcp_accepted, (unsigned long long)s->listen.tcp_refused);
+}
+
+static int run_serve(struct serve_flags *flags)
+{
+    struct daemon_state d = {.flags = *flags};
+    struct listen_addr *addrs = NULL;
+    int status = 1;
+    char err[512];
+
+    d.cfg = build_config(&d.flags);
+    if (!d.cfg)
+        return EXIT_USAGE;
+    log_set_level(d.cfg->log_level);
+    d.nworkers = d.cfg->threads ? d.cfg->threads : uv_available_parallelism();
+    if (d.nworkers == 0)
+        d.nworkers = 1;
+
+    if (listen_bind(d.cfg->listen, d.cfg->n_listen, d.nworkers, &addrs, err, sizeof err) < 0) {
+        log_error("listen", "%s", err);
+        goto out;
+    }
+    if (drop_privileges(d.cfg->user) < 0)
+        goto out;
+
+    signal(SIGPIPE, SIG_IGN);
+    d.loop = uv_default_loop();
+    d.workers = calloc(d.nworkers, sizeof *d.workers);
+    if (!d.workers)
+        goto out;
+    for (unsigned i = 0; i < d.nworkers; i++) {
+        d.workers[i] = worker_create(i, d.cfg, addrs, d.cfg->n_listen);
+        if (!d.workers[i])
+            goto out;
+    }
+    uv_signal_init(d.loop, &d.sigterm);
+    uv_signal_init(d.loop, &d.sigint);
+    uv_signal_init(d.loop, &d.sighup);
+    d.sigterm.data = d.sigint.data = d.sighup.data = &d;
+    uv_signal_start(&d.sigterm, on_stop, SIGTERM);
+    uv_signal_start(&d.sigint, on_stop, SIGINT);
+    uv_signal_start(&d.sighup, on_reload, SIGHUP);
+
+    unsigned started = 0;
+    for (; started < d.nworkers; started++) {
+        if (worker_start(d.workers[started]) < 0) {
+            log_error("main", "cannot start thread %u", started);
+            break;
+        }
+    }
+    if (started == d.nworkers) {
+        char lst[1024], ups[512];
+        struct sockaddr_storage bound[64];
+        size_t nb = d.cfg->n_listen < 64 ? d.cfg->n_listen : 64;
+        for (size_t i = 0; i < nb; i++)
+            bound[i] = addrs[i].addr;
+        addr_list(bound, nb, lst, sizeof lst);
+        addr_list(d.cfg->upstreams, d.cfg->n_upstreams, ups, sizeof ups);
+        log_info("main", "ready: listening on %s (udp, tcp); upstreams %s; %u thread%s; config %s",
+                 lst, ups, d.nworkers, d.nworkers == 1 ? "" : "s",
+                 d.cfg->path ? d.cfg->path : "built-in defaults");
+        uv_run(d.loop, UV_RUN_DEFAULT);
+        status = 0;
+    } else {
+        on_stop(&d.sigterm, SIGTERM);
+        uv_run(d.loop, UV_RUN_DEFAULT);
+    }
+
+    struct worker_stats total;
+    memset(&total, 0, sizeof total);
+    for (unsigned i = 0; i < started; i++) {
+        if (worker_join(d.workers[i]) != 0)
+            status = 1;
+        worker_stats_add(d.workers[i], &total);
+    }
+    print_stats(&total);
+    if (uv_loop_close(d.loop) != 0) {
+        log_error("main", "main loop closed with handles still open");
+        status = 1;
+    }
+out:
+    if (d.workers) {
+        for (unsigned i = 0; i < d.nworkers; i++)
+            worker_destroy(d.workers[i]);
+        free(d.workers);
+    }
+    listen_addrs_free(addrs, d.cfg ? d.cfg->n_listen : 0, d.nworkers);
+    config_unref(d.cfg);
+    return status;
+}
+
+static int cmd_serve(int argc, char **argv)
+{
+    enum { O_CONFIG = 1, O_LISTEN, O_UPSTREAM, O_LISTS, O_DB, O_LOGLEVEL, O_RESOLV, O_HELP };
+    static const struct option opts[] = {
+        {"config", required_argument, NULL, O_CONFIG},
+        {"listen", required_argument, NULL, O_LISTEN},
+        {"upstream", required_argument, NULL, O_UPSTREAM},
+        {"lists", required_argument, NULL, O_LISTS},
+        {"db", required_argument, NULL, O_DB},
+        {"log-level", required_argument, NULL, O_LOGLEVEL},
+        {"resolv-conf", required_argument, NULL, O_RESOLV},
+        {"help", no_argument, NULL, O_HELP},
+        {NULL, 0, NULL, 0},
+    };
+    struct serve_flags f = {0};
+    int opt, rc;
+    opterr = 0;
+    optind = 1;
+    while ((opt = getopt_long(argc, argv, ":", opts, NULL)) != -1) {
+        switch (opt) {
+        case O_CONFIG:
+            f.config = optarg;
+            break;
+        case O_LISTEN:
+            append_item(&f.listen, optarg);
+            break;
+        case O_UPSTREAM:
+            append_item(&f.upstream, optarg);
+            break;
+        case O_LISTS:
+            append_item(&f.lists, optarg);
+            break;
+        case O_DB:
+            f.db = optarg;
+            break;
+        case O_LOGLEVEL: {
+            enum log_level l;
+            if (log_level_parse(optarg, &l) < 0) {
+                fprintf(stderr,
+                        "telesink serve: --log-level: '%s' is not error, warn, info or "
+                        "debug\n",
+                        optarg);
+                rc = EXIT_USAGE;
+                goto out;
+            }
+            f.log_level = optarg;
+            break;
+        }
+        case O_RESOLV:
+            f.resolv = optarg;
+            break;
+        case O_HELP:
+            usage_serve(stdout);
+            rc = 0;
+            goto out;
+        case ':':
+            fprintf(stderr, "telesink serve: %s needs a value\n", argv[optind - 1]);
+            usage_serve(stderr);
+            rc = EXIT_USAGE;
+            goto out;
+        default:
+            fprintf(stderr, "telesink serve: unknown option '%s'\n", argv[optind - 1]);
+            usage_serve(stderr);
+            rc = EXIT_USAGE;
+            goto out;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "telesink serve: unexpected argument '%s'\n", argv[optind]);
+        rc = EXIT_USAGE;
+        goto out;
+    }
+    rc = run_serve(&f);
+out:
+    free(f.listen);
+    free(f.upstream);
+    free(f.lists);
+    return rc;
+}
+
+static int cmd_version(int argc, char **argv)
+{
+    if (argc > 1 && strcmp(argv[1], "--help") == 0) {
+        printf("usage: telesink version\n\nPrints the version and the library versions.\n");
+        return 0;
+    }
+    if (argc > 1) {
+        fprintf(stderr, "telesink version: unexpected argument '%s'\n", argv[1]);
+        return EXIT_USAGE;
+    }
+    printf("telesink %s (libuv %s)\n", TELESINK_VERSION, uv_version_string());
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        usage_main(stderr);
+        return EXIT_USAGE;
+    }
+    const char *cmd = argv[1];
+    if (strcmp(cmd, "serve") == 0)
+        return cmd_serve(argc - 1, argv + 1);
+    if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0)
+        return cmd_version(argc - 1, argv + 1);
+    if (strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0 || strcmp(cmd, "help") == 0) {
+        usage_main(stdout);
+        return 0;
+    }
+    fprintf(stderr, "telesink: unknown command '%s'\n", cmd);
+    usage_main(stderr);
+    return EXIT_USAGE;
+}

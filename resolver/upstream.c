@@ -1,0 +1,573 @@
+#include "upstream.h"
+
+#include <errno.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+
+#include "log.h"
+#include "netaddr.h"
+
+#define BUCKETS 4096 /* power of two */
+
+/* The servers a question was first asked with; shared by reference until the last try. */
+struct server_list {
+    unsigned refs;
+    size_t n;
+    struct sockaddr_storage addr[];
+};
+
+struct pend;
+
+/* One UDP try: lives from the send until its socket is closed (free in the close callback). */
+struct udp_try {
+    uv_udp_t handle;
+    uv_udp_send_t send;
+    struct pend *pend; /* NULL once the try is over: late datagrams are then ignored */
+};
+
+/* One TCP try (after TC=1): lives from connect until the socket is closed. */
+struct tcp_try {
+    uv_tcp_t handle;
+    uv_connect_t connect;
+    uv_write_t write;
+    struct pend *pend;
+    uint8_t out[2 + DNSMSG_SMALL_MAX];
+    uint8_t *in;
+    size_t in_len, in_cap;
+};
+
+/*
+ * A question in flight: lives from the first client's upstream_resolve() until it is answered
+ * or failed; freed in its timer's close callback.
+ */
+struct pend {
+    struct pend *next_in_bucket;
+    struct upstream *up;
+    uint32_t hash;
+    uint8_t qname_len;
+    uint16_t qtype, qclass;
+    bool cd, do_bit;
+    struct upstream_waiter *waiters;
+    struct server_list *servers;
+    unsigned first;    /* server index of the first try */
+    unsigned tries;    /* tries started */
+    unsigned server;   /* server index of the current try */
+    uint64_t deadline; /* loop time after which clients get SERVFAIL */
+    uint16_t id;       /* ID of the current try */
+    size_t query_len;
+    struct udp_try *udp;
+    struct tcp_try *tcp;
+    uv_timer_t timer;
+    uint8_t qname[DNS_MAX_NAME]; /* lower case */
+    uint8_t query[DNSMSG_SMALL_MAX];
+};
+
+struct upstream {
+    uv_loop_t *loop;
+    struct server_list *servers;
+    unsigned timeout_ms, max_pending;
+    unsigned preferred; /* the server that answered last: asked first */
+    struct upstream_stats *stats;
+    size_t npending; /* entries in the table */
+    size_t nalive;   /* entries not yet freed (closing ones included) */
+    bool closing;
+    size_t rand_pos;
+    uint8_t rand[256];
+    struct pend *buckets[BUCKETS];
+    uint8_t rbuf[DNS_MAX_UDP];
+};
+
+static void pend_try(struct pend *p);
+
+static uint16_t random_id(struct upstream *u)
+{
+    if (u->rand_pos + 2 > sizeof u->rand) {
+        size_t got = 0;
+        while (got < sizeof u->rand) {
+            ssize_t n = getrandom(u->rand + got, sizeof u->rand - got, 0);
+            if (n < 0) {
+                if (errno == EINTR)
+                    continue;
+                abort(); /* no CSPRNG: refuse to send guessable IDs */
+            }
+            got += (size_t)n;
+        }
+        u->rand_pos = 0;
+    }
+    uint16_t id = (uint16_t)(u->rand[u->rand_pos] << 8 | u->rand[u->rand_pos + 1]);
+    u->rand_pos += 2;
+    return id;
+}
+
+static struct server_list *server_list_create(const struct sockaddr_storage *servers, size_t n)
+{
+    struct server_list *l = malloc(sizeof *l + n * sizeof l->addr[0]);
+    if (!l)
+        return NULL;
+    l->refs = 1;
+    l->n = n;
+    memcpy(l->addr, servers, n * sizeof l->addr[0]);
+    return l;
+}
+
+static void server_list_unref(struct server_list *l)
+{
+    if (l && --l->refs == 0)
+        free(l);
+}
+
+static uint32_t question_hash(const uint8_t *name, size_t len, uint16_t qtype, uint16_t qclass,
+                              bool cd, bool do_bit)
+{
+    uint32_t h = 2166136261u; /* FNV-1a */
+    for (size_t i = 0; i < len; i++)
+        h = (h ^ name[i]) * 16777619u;
+    uint32_t tail = (uint32_t)qtype << 16 ^ qclass ^ (uint32_t)cd << 30 ^ (uint32_t)do_bit << 31;
+    for (int i = 0; i < 4; i++)
+        h = (h ^ ((tail >> (8 * i)) & 0xFF)) * 16777619u;
+    return h;
+}
+
+struct upstream *upstream_create(uv_loop_t *loop, const struct sockaddr_storage *servers,
+                                 size_t n_servers, unsigned timeout_ms, unsigned max_pending,
+                                 struct upstream_stats *stats)
+{
+    struct upstream *u = calloc(1, sizeof *u);
+    if (!u)
+        return NULL;
+    u->loop = loop;
+    u->stats = stats;
+    u->rand_pos = sizeof u->rand; /* fill on first use */
+    if (upstream_configure(u, servers, n_servers, timeout_ms, max_pending) < 0) {
+        free(u);
+        return NULL;
+    }
+    return u;
+}
+
+int upstream_configure(struct upstream *u, const struct sockaddr_storage *servers, size_t n_servers,
+                       unsigned timeout_ms, unsigned max_pending)
+{
+    struct server_list *l = server_list_create(servers, n_servers);
+    if (!l)
+        return -ENOMEM;
+    server_list_unref(u->servers);
+    u->servers = l;
+    u->timeout_ms = timeout_ms;
+    u->max_pending = max_pending;
+    u->preferred = 0;
+    return 0;
+}
+
+size_t upstream_pending(const struct upstream *u)
+{
+    return u->npending;
+}
+
+static void udp_try_free(uv_handle_t *h)
+{
+    free(h->data);
+}
+
+static void tcp_try_free(uv_handle_t *h)
+{
+    struct tcp_try *t = h->data;
+    free(t->in);
+    free(t);
+}
+
+/* End the current tries: their sockets close, and late packets find no pending entry. */
+static void pend_stop_tries(struct pend *p)
+{
+    if (p->udp) {
+        p->udp->pend = NULL;
+        uv_close((uv_handle_t *)&p->udp->handle, udp_try_free);
+        p->udp = NULL;
+    }
+    if (p->tcp) {
+        p->tcp->pend = NULL;
+        uv_close((uv_handle_t *)&p->tcp->handle, tcp_try_free);
+        p->tcp = NULL;
+    }
+}
+
+static void pend_free(uv_handle_t *h)
+{
+    struct pend *p = h->data;
+    struct upstream *u = p->up;
+    server_list_unref(p->servers);
+    free(p);
+    if (--u->nalive == 0 && u->closing) {
+        server_list_unref(u->servers);
+        free(u);
+    }
+}
+
+static void pend_unlink(struct pend *p)
+{
+    struct upstream *u = p->up;
+    struct pend **pp = &u->buckets[p->hash & (BUCKETS - 1)];
+    while (*pp && *pp != p)
+        pp = &(*pp)->next_in_bucket;
+    if (*pp) {
+        *pp = p->next_in_bucket;
+        u->npending--;
+    }
+}
+
+/*
+ * The question is over: out of the table, tries and timer stopped, then every waiter called.
+ * Nothing of p is touched after the callbacks start.
+ */
+static void pend_finish(struct pend *p, int status, const uint8_t *reply, size_t len,
+                        const struct dnsmsg_reply_info *info)
+{
+    struct upstream *u = p->up;
+    pend_unlink(p);
+    pend_stop_tries(p);
+    uv_timer_stop(&p->timer);
+    struct upstream_waiter *w = p->waiters;
+    p->waiters = NULL;
+    uv_close((uv_handle_t *)&p->timer, pend_free);
+    if (status < 0)
+        u->stats->failed++;
+    else
+        u->stats->answered++;
+    while (w) {
+        struct upstream_waiter *next = w->next;
+        w->done(w, status, reply, len, info);
+        w = next;
+    }
+}
+
+/* The current try failed at once (socket error): move on to the next server. */
+static void pend_next(struct pend *p)
+{
+    pend_stop_tries(p);
+    pend_try(p);
+}
+
+static void on_reply(struct pend *p, const uint8_t *pkt, size_t len, bool via_tcp);
+static void pend_timeout(uv_timer_t *timer);
+
+static void udp_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+    (void)suggested;
+    struct udp_try *t = h->data;
+    /* Only the loop thread runs callbacks, so one buffer per upstream is enough. */
+    struct upstream *u = t->pend ? t->pend->up : NULL;
+    if (!u) {
+        buf->base = NULL;
+        buf->len = 0;
+        return;
+    }
+    buf->base = (char *)u->rbuf;
+    buf->len = sizeof u->rbuf;
+}
+
+static void udp_recv(uv_udp_t *h, ssize_t nread, const uv_buf_t *buf, const struct sockaddr *addr,
+                     unsigned flags)
+{
+    (void)buf;
+    struct udp_try *t = h->data;
+    struct pend *p = t->pend;
+    if (!p || nread == 0 || addr == NULL)
+        return;
+    if (nread < 0) {
+        /* ICMP errors surface here on some kernels: give up on this server. */
+        log_debug("upstream", "receive error: %s", uv_strerror((int)nread));
+        pend_next(p);
+        return;
+    }
+    if (flags & UV_UDP_PARTIAL) {
+        p->up->stats->malformed++;
+        return;
+    }
+    if (!netaddr_equal(addr, (const struct sockaddr *)&p->servers->addr[p->server])) {
+        p->up->stats->bad_source++;
+        if (log_enabled(LOG_DEBUG)) {
+            char a[NETADDR_STRLEN];
+            netaddr_format(addr, true, a, sizeof a);
+            log_debug("upstream", "ignored a datagram from %s: not the server asked", a);
+        }
+        return;
+    }
+    on_reply(p, p->up->rbuf, (size_t)nread, false);
+}
+
+static void tcp_written(uv_write_t *req, int status)
+{
+    struct tcp_try *t = req->data;
+    if (status < 0 && t->pend) {
+        log_debug("upstream", "tcp write: %s", uv_strerror(status));
+        pend_next(t->pend);
+    }
+}
+
+static void tcp_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+    (void)suggested;
+    struct tcp_try *t = h->data;
+    size_t need = 2 + DNSMSG_SMALL_MAX;
+    if (t->in_len >= 2)
+        need = 2u + (size_t)(t->in[0] << 8 | t->in[1]);
+    if (need <= t->in_len)
+        need = t->in_len + 1; /* a second message: room to notice it, ignored later */
+    if (t->in_cap < need) {
+        uint8_t *n = realloc(t->in, need);
+        if (!n) {
+            buf->base = NULL;
+            buf->len = 0;
+            return;
+        }
+        t->in = n;
+        t->in_cap = need;
+    }
+    buf->base = (char *)t->in + t->in_len;
+    buf->len = t->in_cap - t->in_len;
+}
+
+static void tcp_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+{
+    (void)buf;
+    struct tcp_try *t = s->data;
+    struct pend *p = t->pend;
+    if (!p)
+        return;
+    if (nread < 0) {
+        log_debug("upstream", "tcp read: %s", uv_strerror((int)nread));
+        pend_next(p);
+        return;
+    }
+    t->in_len += (size_t)nread;
+    if (t->in_len < 2)
+        return;
+    size_t msg = (size_t)(t->in[0] << 8 | t->in[1]);
+    if (t->in_len < 2 + msg)
+        return;
+    on_reply(p, t->in + 2, msg, true);
+    /* If the reply did not match, this connection has nothing more to give. */
+    if (t->pend)
+        pend_next(t->pend);
+}
+
+static void tcp_connected(uv_connect_t *req, int status)
+{
+    struct tcp_try *t = req->data;
+    struct pend *p = t->pend;
+    if (!p)
+        return;
+    if (status < 0) {
+        log_debug("upstream", "tcp connect: %s", uv_strerror(status));
+        pend_next(p);
+        return;
+    }
+    uv_buf_t b = uv_buf_init((char *)t->out, (unsigned)(2 + p->query_len));
+    t->write.data = t;
+    int rc = uv_write(&t->write, (uv_stream_t *)&t->handle, &b, 1, tcp_written);
+    if (rc == 0)
+        rc = uv_read_start((uv_stream_t *)&t->handle, tcp_alloc, tcp_read);
+    if (rc < 0) {
+        pend_next(p);
+        return;
+    }
+    p->up->stats->sent++;
+}
+
+/* Ask the current server again over TCP (it set TC=1). */
+static void pend_tcp(struct pend *p)
+{
+    struct upstream *u = p->up;
+    pend_stop_tries(p);
+    struct tcp_try *t = calloc(1, sizeof *t);
+    if (!t) {
+        pend_try(p);
+        return;
+    }
+    t->pend = p;
+    t->handle.data = t;
+    t->connect.data = t;
+    p->id = random_id(u);
+    p->query_len = dnsmsg_upstream_query(p->qname, p->qname_len, p->qtype, p->qclass, p->id, p->cd,
+                                         p->do_bit, p->query, sizeof p->query);
+    t->out[0] = (uint8_t)(p->query_len >> 8);
+    t->out[1] = (uint8_t)p->query_len;
+    memcpy(t->out + 2, p->query, p->query_len);
+    if (uv_tcp_init(u->loop, &t->handle) < 0) {
+        free(t);
+        pend_try(p);
+        return;
+    }
+    p->tcp = t;
+    u->stats->tcp_retries++;
+    /* A fresh timeout for the TCP try, still inside the question's budget. */
+    uint64_t now = uv_now(u->loop), wait = u->timeout_ms;
+    if (now + wait > p->deadline)
+        wait = p->deadline > now ? p->deadline - now : 0;
+    uv_timer_start(&p->timer, pend_timeout, wait, 0);
+    int rc = uv_tcp_connect(&t->connect, &t->handle,
+                            (const struct sockaddr *)&p->servers->addr[p->server], tcp_connected);
+    if (rc < 0)
+        pend_next(p);
+}
+
+static void on_reply(struct pend *p, const uint8_t *pkt, size_t len, bool via_tcp)
+{
+    struct upstream *u = p->up;
+    if (!dnsmsg_reply_matches(pkt, len, p->id, p->qname, p->qname_len, p->qtype, p->qclass)) {
+        u->stats->mismatched++;
+        log_debug("upstream", "ignored a reply with the wrong ID or question");
+        return;
+    }
+    struct dnsmsg_reply_info info;
+    if (dnsmsg_reply_scan(pkt, len, &info) < 0) {
+        u->stats->malformed++;
+        log_debug("upstream", "malformed reply: SERVFAIL");
+        pend_finish(p, -EPROTO, NULL, 0, NULL);
+        return;
+    }
+    if (info.tc && !via_tcp) {
+        pend_tcp(p);
+        return;
+    }
+    if ((info.rcode == RCODE_SERVFAIL || info.rcode == RCODE_REFUSED) && p->tries < p->servers->n) {
+        /* This server could not help; another might. */
+        pend_next(p);
+        return;
+    }
+    u->preferred = p->server;
+    pend_finish(p, 0, pkt, len, &info);
+}
+
+static void pend_timeout(uv_timer_t *timer)
+{
+    struct pend *p = timer->data;
+    struct upstream *u = p->up;
+    u->stats->timeouts++;
+    if (log_enabled(LOG_DEBUG)) {
+        char a[NETADDR_STRLEN];
+        netaddr_format((const struct sockaddr *)&p->servers->addr[p->server], true, a, sizeof a);
+        log_debug("upstream", "no answer from %s in time", a);
+    }
+    /* Ask a silent server last from now on. */
+    if (u->servers == p->servers && u->preferred == p->server)
+        u->preferred = (p->server + 1) % (unsigned)u->servers->n;
+    pend_next(p);
+}
+
+/* Start the next try, or fail the question when every server was tried or time is up. */
+static void pend_try(struct pend *p)
+{
+    struct upstream *u = p->up;
+    uint64_t now = uv_now(u->loop);
+    if (p->tries >= p->servers->n || now >= p->deadline) {
+        pend_finish(p, -ETIMEDOUT, NULL, 0, NULL);
+        return;
+    }
+    p->server = (p->first + p->tries) % (unsigned)p->servers->n;
+    p->tries++;
+    const struct sockaddr *server = (const struct sockaddr *)&p->servers->addr[p->server];
+
+    uint64_t wait = u->timeout_ms;
+    if (now + wait > p->deadline)
+        wait = p->deadline - now;
+    uv_timer_start(&p->timer, pend_timeout, wait, 0);
+
+    struct udp_try *t = calloc(1, sizeof *t);
+    if (!t)
+        return; /* the timer moves on */
+    t->pend = p;
+    t->handle.data = t;
+    if (uv_udp_init(u->loop, &t->handle) < 0) {
+        free(t);
+        return;
+    }
+    p->udp = t;
+    p->id = random_id(u);
+    p->query_len = dnsmsg_upstream_query(p->qname, p->qname_len, p->qtype, p->qclass, p->id, p->cd,
+                                         p->do_bit, p->query, sizeof p->query);
+    struct sockaddr_storage any;
+    memset(&any, 0, sizeof any);
+    any.ss_family = server->sa_family; /* the wildcard address, port 0: the kernel picks one */
+    int rc = uv_udp_bind(&t->handle, (const struct sockaddr *)&any, 0);
+    if (rc == 0)
+        rc = uv_udp_recv_start(&t->handle, udp_alloc, udp_recv);
+    if (rc == 0) {
+        uv_buf_t b = uv_buf_init((char *)p->query, (unsigned)p->query_len);
+        rc = uv_udp_try_send(&t->handle, &b, 1, server);
+        if (rc == UV_EAGAIN)
+            rc = uv_udp_send(&t->send, &t->handle, &b, 1, server, NULL);
+    }
+    if (rc < 0) {
+        log_debug("upstream", "send: %s", uv_strerror(rc));
+        pend_next(p);
+        return;
+    }
+    u->stats->sent++;
+}
+
+int upstream_resolve(struct upstream *u, const struct dnsmsg_query *q, struct upstream_waiter *w)
+{
+    uint8_t name[DNS_MAX_NAME];
+    dnsmsg_name_lower(q->qname, q->qname_len, name);
+    uint32_t h = question_hash(name, q->qname_len, q->qtype, q->qclass, q->cd, q->do_bit);
+
+    for (struct pend *p = u->buckets[h & (BUCKETS - 1)]; p; p = p->next_in_bucket) {
+        if (p->hash == h && p->qname_len == q->qname_len && p->qtype == q->qtype &&
+            p->qclass == q->qclass && p->cd == q->cd && p->do_bit == q->do_bit &&
+            memcmp(p->qname, name, q->qname_len) == 0) {
+            w->next = p->waiters;
+            p->waiters = w;
+            u->stats->coalesced++;
+            return 0;
+        }
+    }
+    if (u->closing)
+        return -ESHUTDOWN;
+    if (u->npending >= u->max_pending) {
+        u->stats->overloaded++;
+        return -EBUSY;
+    }
+    struct pend *p = malloc(sizeof *p);
+    if (!p)
+        return -ENOMEM;
+    memset(p, 0, offsetof(struct pend, qname));
+    p->up = u;
+    p->hash = h;
+    memcpy(p->qname, name, q->qname_len);
+    p->qname_len = q->qname_len;
+    p->qtype = q->qtype;
+    p->qclass = q->qclass;
+    p->cd = q->cd;
+    p->do_bit = q->do_bit;
+    w->next = NULL;
+    p->waiters = w;
+    p->servers = u->servers;
+    p->servers->refs++;
+    p->first = u->preferred % (unsigned)p->servers->n;
+    p->deadline = uv_now(u->loop) + UPSTREAM_BUDGET_MS;
+    uv_timer_init(u->loop, &p->timer);
+    p->timer.data = p;
+
+    p->next_in_bucket = u->buckets[h & (BUCKETS - 1)];
+    u->buckets[h & (BUCKETS - 1)] = p;
+    u->npending++;
+    u->nalive++;
+    pend_try(p);
+    return 0;
+}
+
+void upstream_close(struct upstream *u)
+{
+    u->closing = true;
+    for (size_t b = 0; b < BUCKETS; b++) {
+        while (u->buckets[b])
+            pend_finish(u->buckets[b], -ESHUTDOWN, NULL, 0, NULL);
+    }
+    if (u->nalive == 0) {
+        server_list_unref(u->servers);
+        free(u);
+    }
+}

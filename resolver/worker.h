@@ -1,0 +1,51 @@
+/*
+ * worker: one serving thread, its own libuv loop, listeners and upstream table.
+ *
+ * This is where a query's path is glued together: listen hands over bytes, dnsmsg checks them,
+ * the access list decides who may ask, upstream forwards, and the answer goes back through
+ * listen. Workers share nothing mutable; the main thread talks to them only through an async
+ * handle (a new config on reload, stop on SIGTERM).
+ */
+#ifndef TELESINK_WORKER_H
+#define TELESINK_WORKER_H
+
+#include <stdint.h>
+
+#include "config.h"
+#include "listen.h"
+#include "upstream.h"
+
+struct worker_stats {
+    uint64_t queries;   /* packets received */
+    uint64_t dropped;   /* too short to answer, or responses */
+    uint64_t formerr;   /* answered FORMERR */
+    uint64_t notimp;    /* answered NOTIMP */
+    uint64_t badvers;   /* answered BADVERS */
+    uint64_t refused;   /* answered REFUSED: outside `allow`, or a zone transfer */
+    uint64_t forwarded; /* sent to the upstream table */
+    uint64_t servfail;  /* answered SERVFAIL */
+    struct upstream_stats upstream;
+    struct listen_stats listen;
+};
+
+struct worker;
+
+/*
+ * A worker for loop `index` using the sockets bound in addrs (their fds are taken). Takes a
+ * reference on cfg. Returns NULL on failure (logged).
+ */
+struct worker *worker_create(unsigned index, struct config *cfg, struct listen_addr *addrs,
+                             size_t n_addrs);
+/* Run the loop in a new thread. Returns 0 or a negative errno. */
+int worker_start(struct worker *w);
+/* From any thread: use cfg (a reference is taken) for queries from now on. */
+void worker_reload(struct worker *w, struct config *cfg);
+/* From any thread: stop reading, close everything, end the loop. */
+void worker_stop(struct worker *w);
+/* Wait for the thread; returns 0 when its loop closed cleanly. */
+int worker_join(struct worker *w);
+/* Add this worker's counters to *sum (after worker_join). */
+void worker_stats_add(const struct worker *w, struct worker_stats *sum);
+void worker_destroy(struct worker *w);
+
+#endif
