@@ -1,0 +1,141 @@
+"""Forwarding: dig and kdig over UDP and TCP, IPv4 and IPv6, to IPv4 and IPv6 upstreams, and
+to a real dnsmasq as upstream; letter case echoed; pipelined TCP; identical questions coalesced."""
+import shutil
+import socket
+import subprocess
+import tempfile
+import threading
+import unittest
+
+import dns.message
+
+from harness import (FakeUpstream, Telesink, dig, framed, free_port_pair, kdig, query_wire,
+                     recv_framed, tcp_socket, udp_socket)
+
+ZONE = {"www.example.test": {"A": ["192.0.2.10"], "AAAA": ["2001:db8::10"]},
+        "mixed.example.test": {"A": ["192.0.2.11"]}}
+
+
+class Forwarding(unittest.TestCase):
+    def test_dig_and_kdig_udp_tcp_v4_v6(self):
+        with FakeUpstream(zone=ZONE) as up, Telesink(upstreams=[up.addr]) as ts:
+            for server in (ts.v4, ts.v6):
+                for client in (dig, kdig):
+                    for tcp in (False, True):
+                        with self.subTest(server=server, client=client.__name__, tcp=tcp):
+                            a = client(server, "www.example.test", "A", tcp=tcp)
+                            self.assertEqual(a.rcode, "NOERROR", a.text)
+                            self.assertEqual(a.addresses(), ["192.0.2.10"])
+                            self.assertIn("ra", a.flags)
+                            a = client(server, "www.example.test", "AAAA", tcp=tcp)
+                            self.assertEqual(a.addresses(), ["2001:db8::10"])
+                            a = client(server, "nope.example.test", "A", tcp=tcp)
+                            self.assertEqual(a.rcode, "NXDOMAIN")
+                            self.assertNotIn("tc", a.flags)
+                            self.assertEqual(a.answers, [])
+            # The upstream saw TCP queries from clients only as UDP: we forward over UDP.
+            self.assertTrue(all(t == "udp" for t, _, _ in up.queries))
+        self.assertEqual(ts.returncode, 0)
+
+    def test_ipv6_upstream(self):
+        with FakeUpstream(host="::1", zone=ZONE) as up, Telesink(upstreams=[up.addr]) as ts:
+            a = dig(ts.v4, "www.example.test")
+            self.assertEqual(a.addresses(), ["192.0.2.10"])
+            self.assertEqual(len(up.queries), 1)
+
+    def test_letter_case_echoed(self):
+        with FakeUpstream(zone=ZONE) as up, Telesink(upstreams=[up.addr]) as ts:
+            a = dig(ts.v4, "MiXeD.ExAmPle.TeSt")
+            self.assertEqual(a.addresses(), ["192.0.2.11"])
+            self.assertEqual(a.question, "MiXeD.ExAmPle.TeSt.")
+            # Upstream gets a fresh ID with RD set and our EDNS size, not the client's.
+            _, q, _ = up.queries[0]
+            self.assertTrue(q.flags & dns.flags.RD)
+            self.assertEqual(q.payload, 1232)
+
+    def test_upstream_query_has_random_id_and_port(self):
+        with FakeUpstream(zone=ZONE) as up, Telesink(upstreams=[up.addr]) as ts:
+            for i in range(12):
+                wire = query_wire("n%d.example.test" % i, qid=0x4242)
+                with udp_socket(ts.v4) as s:
+                    s.send(wire)
+                    r = dns.message.from_wire(s.recv(65535))
+                    self.assertEqual(r.id, 0x4242)
+            ids = {q.id for _, q, _ in up.queries}
+            ports = {addr[1] for _, _, addr in up.queries}
+            self.assertNotIn(0x4242, ids)
+            self.assertGreaterEqual(len(ids), 11)
+            self.assertGreaterEqual(len(ports), 11)
+
+    def test_tcp_pipelined(self):
+        with FakeUpstream(zone=ZONE) as up, Telesink(upstreams=[up.addr]) as ts:
+            with tcp_socket(ts.v4) as s:
+                names = ["www.example.test", "mixed.example.test", "nope.example.test"] * 4
+                s.sendall(b"".join(framed(query_wire(n, qid=100 + i)) for i, n in enumerate(names)))
+                got = {}
+                for _ in names:
+                    r = dns.message.from_wire(recv_framed(s))
+                    got[r.id] = r
+                self.assertEqual(sorted(got), list(range(100, 100 + len(names))))
+                for i, n in enumerate(names):
+                    self.assertEqual(got[100 + i].question[0].name.to_text(True), n)
+                    want = 3 if n.startswith("nope") else 0
+                    self.assertEqual(got[100 + i].rcode(), want)
+
+    def test_identical_questions_go_upstream_once(self):
+        release = threading.Event()
+        with FakeUpstream(zone=ZONE) as up, \
+                Telesink(upstreams=[up.addr], config="[server]\nthreads = 1\n") as ts:
+            def held(u, q, wire, addr):
+                if q.question[0].name.to_text(True) == "www.example.test":
+                    release.wait(10)
+                return u.answer(q).to_wire()
+            up.udp_handler = held
+            clients = [udp_socket(ts.v4) for _ in range(5)]
+            for i, c in enumerate(clients):
+                c.send(query_wire("WWW.example.test", qid=1000 + i))
+            # A later question proves telesink has read the five before it (one loop, in order).
+            threading.Thread(target=lambda: dig(ts.v4, "mixed.example.test"), daemon=True).start()
+            self.assertEqual(len(up.wait_queries(1, name="www.example.test")), 1)
+            release.set()
+            for i, c in enumerate(clients):
+                r = dns.message.from_wire(c.recv(65535))
+                self.assertEqual(r.id, 1000 + i)
+                self.assertEqual(r.answer[0][0].address, "192.0.2.10")
+                c.close()
+            self.assertEqual(len([x for x in up.queries
+                                  if x[1].question[0].name.to_text(True) == "www.example.test"]), 1)
+        self.assertEqual(ts.stats()["coalesced"], 4)
+
+
+@unittest.skipUnless(shutil.which("dnsmasq"), "dnsmasq is installed by contrib/setup")
+class RealUpstream(unittest.TestCase):
+    def test_dnsmasq_as_upstream(self):
+        u, t, port = free_port_pair("127.0.0.1")
+        u.close()
+        t.close()
+        with tempfile.TemporaryDirectory() as d:
+            dm = subprocess.Popen(
+                ["dnsmasq", "--keep-in-foreground", "--conf-file=/dev/null", "--no-resolv",
+                 "--no-hosts", "--bind-interfaces", "--listen-address=127.0.0.1",
+                 "--port=%d" % port, "--host-record=real.example.test,192.0.2.77",
+                 "--pid-file=" + d + "/pid", "--log-facility=-"],
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            try:
+                # dnsmasq is ready when it answers.
+                deadline = 50
+                while deadline and dig(("127.0.0.1", port), "real.example.test").rcode != "NOERROR":
+                    deadline -= 1
+                with Telesink(upstreams=["127.0.0.1:%d" % port]) as ts:
+                    for client in (dig, kdig):
+                        a = client(ts.v4, "real.example.test")
+                        self.assertEqual(a.addresses(), ["192.0.2.77"])
+                        a = client(ts.v6, "real.example.test", tcp=True)
+                        self.assertEqual(a.addresses(), ["192.0.2.77"])
+            finally:
+                dm.terminate()
+                dm.wait(5)
+
+
+if __name__ == "__main__":
+    unittest.main()
