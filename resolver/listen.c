@@ -14,6 +14,8 @@
 #define UDP_SLOT    65536
 #define UDP_BATCH   16
 #define TCP_BACKLOG 128
+/* Stop reading from a client that does not read its answers once this much is queued. */
+#define TCP_MAX_QUEUED (256 * 1024)
 
 struct listen_udp {
     uv_udp_t handle;
@@ -33,12 +35,17 @@ struct listen_tcp {
 struct listen_conn {
     uv_tcp_t handle;
     uv_timer_t idle;
+    uv_shutdown_t shutdown;
     struct listen *l;
     struct listen_conn *prev, *next;
     struct sockaddr_storage peer;
     unsigned inflight; /* queries held by the serving side */
     unsigned handles;  /* open libuv handles: 2 until closed */
-    bool closing, paused, eof;
+    bool closing;      /* uv_close called */
+    bool reading;      /* uv_read_start in effect */
+    bool eof;          /* the client sent FIN: answer what it asked, then close */
+    bool processing;   /* inside conn_process: callbacks must not re-enter it */
+    bool finishing;    /* uv_shutdown issued: close once queued answers are written */
     uint8_t *buf;
     size_t len, cap;
 };
@@ -200,11 +207,17 @@ static void udp_sent(uv_udp_send_t *req, int status)
     free(s);
 }
 
+static void conn_process(struct listen_conn *c);
+
 static void conn_written(uv_write_t *req, int status)
 {
+    struct listen_conn *c = req->data;
     if (status < 0 && status != UV_ECANCELED)
         log_debug("listen", "tcp write: %s", uv_strerror(status));
     free(req);
+    /* Room in the write queue again: read more queries if reading had paused for it. */
+    if (!c->closing && status == 0)
+        conn_process(c);
 }
 
 bool listen_origin_open(const struct listen_origin *o)
@@ -272,6 +285,7 @@ void listen_respond(const struct listen_origin *o, const uint8_t *pkt, size_t le
         memcpy(w->data, pkt + (off - 2), rest);
     }
     uv_buf_t b = uv_buf_init((char *)w->data, (unsigned)rest);
+    w->req.data = c;
     if (uv_write(&w->req, (uv_stream_t *)&c->handle, &b, 1, conn_written) < 0) {
         c->l->stats->send_errors++;
         free(w);
@@ -281,7 +295,6 @@ void listen_respond(const struct listen_origin *o, const uint8_t *pkt, size_t le
 /* ---- TCP connections ---------------------------------------------------------------------- */
 
 static void conn_close(struct listen_conn *c);
-static void conn_process(struct listen_conn *c);
 
 static void conn_maybe_free(struct listen_conn *c)
 {
@@ -336,18 +349,18 @@ void listen_release(struct listen_origin *o)
         conn_maybe_free(c);
         return;
     }
-    if (c->eof && c->inflight == 0) {
-        conn_close(c);
-        return;
-    }
-    if (c->paused && c->inflight < c->l->opts.tcp_max_inflight)
-        conn_process(c); /* resumes reading once the buffered queries are taken */
+    conn_process(c); /* takes buffered queries, resumes reading, or finishes after EOF */
+}
+
+static size_t conn_queued(const struct listen_conn *c)
+{
+    return uv_stream_get_write_queue_size((const uv_stream_t *)&c->handle);
 }
 
 static void conn_idle(uv_timer_t *t)
 {
     struct listen_conn *c = t->data;
-    if (c->inflight > 0) {
+    if (c->inflight > 0 || conn_queued(c) > 0 || c->finishing) {
         /* Still answering: the client is waiting on us, not idle. */
         uv_timer_start(&c->idle, conn_idle, c->l->opts.tcp_idle_ms, 0);
         return;
@@ -382,15 +395,29 @@ static void conn_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 
 static void conn_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
 
-/* Hand every complete frame in the buffer to the callback, up to the in-flight cap. */
+static void conn_shutdown_done(uv_shutdown_t *req, int status)
+{
+    (void)status;
+    conn_close(req->data);
+}
+
+/*
+ * Hand every complete frame in the buffer to the callback while the connection has room (in
+ * flight below the cap, write queue below TCP_MAX_QUEUED); then read or pause accordingly, and
+ * after the client's EOF close once everything is answered and written. Callbacks that answer
+ * at once (errors, blocked names) release their hold inside the loop: the `processing` flag
+ * keeps them from re-entering, and the loop re-checks the room itself.
+ */
 static void conn_process(struct listen_conn *c)
 {
     struct listen *l = c->l;
+    if (c->processing || c->closing)
+        return;
+    c->processing = true;
     size_t off = 0;
     struct listen_origin o = {.peer = c->peer, .udp = NULL, .conn = c};
-    while (!c->closing && c->len - off >= 2) {
-        if (c->inflight >= l->opts.tcp_max_inflight)
-            break;
+    while (!c->closing && c->len - off >= 2 && c->inflight < l->opts.tcp_max_inflight &&
+           conn_queued(c) < TCP_MAX_QUEUED) {
         size_t m = (size_t)(c->buf[off] << 8 | c->buf[off + 1]);
         if (c->len - off < 2 + m)
             break;
@@ -398,22 +425,29 @@ static void conn_process(struct listen_conn *c)
         l->cb(l->ctx, &o, c->buf + off + 2, m);
         off += 2 + m;
     }
+    c->processing = false;
     if (c->closing)
         return;
     if (off > 0) {
         memmove(c->buf, c->buf + off, c->len - off);
         c->len -= off;
     }
-    bool full = c->inflight >= l->opts.tcp_max_inflight;
-    if (full && !c->paused) {
+    bool room = c->inflight < l->opts.tcp_max_inflight && conn_queued(c) < TCP_MAX_QUEUED;
+    bool want = room && !c->eof;
+    if (want && !c->reading) {
+        c->reading = uv_read_start((uv_stream_t *)&c->handle, conn_alloc, conn_read) == 0;
+    } else if (!want && c->reading) {
         uv_read_stop((uv_stream_t *)&c->handle);
-        c->paused = true;
-    } else if (!full && c->paused && !c->eof) {
-        c->paused = false;
-        uv_read_start((uv_stream_t *)&c->handle, conn_alloc, conn_read);
+        c->reading = false;
     }
-    if (c->eof && c->inflight == 0)
-        conn_close(c);
+    bool pending_frame = c->len >= 2 && c->len >= 2u + (size_t)(c->buf[0] << 8 | c->buf[1]);
+    if (c->eof && c->inflight == 0 && !pending_frame && !c->finishing) {
+        /* Let queued answers reach the client before the FIN (RFC 7766 6.2.1). */
+        c->finishing = true;
+        c->shutdown.data = c;
+        if (uv_shutdown(&c->shutdown, (uv_stream_t *)&c->handle, conn_shutdown_done) < 0)
+            conn_close(c);
+    }
 }
 
 static void conn_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
@@ -430,11 +464,7 @@ static void conn_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
         }
         /* The client is done sending; answer what it asked, then close. */
         c->eof = true;
-        uv_read_stop(s);
-        if (c->inflight == 0 && c->len < 2)
-            conn_close(c);
-        else
-            conn_process(c);
+        conn_process(c);
         return;
     }
     c->len += (size_t)nread;
@@ -490,7 +520,7 @@ static void on_connection(uv_stream_t *server, int status)
     uv_tcp_nodelay(&c->handle, 1);
     l->stats->tcp_accepted++;
     uv_timer_start(&c->idle, conn_idle, l->opts.tcp_idle_ms, 0);
-    uv_read_start((uv_stream_t *)&c->handle, conn_alloc, conn_read);
+    c->reading = uv_read_start((uv_stream_t *)&c->handle, conn_alloc, conn_read) == 0;
 }
 
 /* ---- UDP ---------------------------------------------------------------------------------- */

@@ -273,7 +273,7 @@ static void udp_recv(uv_udp_t *h, ssize_t nread, const uv_buf_t *buf, const stru
     (void)buf;
     struct udp_try *t = h->data;
     struct pend *p = t->pend;
-    if (!p || nread == 0 || addr == NULL)
+    if (!p)
         return;
     if (nread < 0) {
         /* ICMP errors surface here on some kernels: give up on this server. */
@@ -281,6 +281,8 @@ static void udp_recv(uv_udp_t *h, ssize_t nread, const uv_buf_t *buf, const stru
         pend_next(p);
         return;
     }
+    if (nread == 0 && addr == NULL)
+        return; /* nothing more to read */
     if (flags & UV_UDP_PARTIAL) {
         p->up->stats->malformed++;
         return;
@@ -421,15 +423,16 @@ static void on_reply(struct pend *p, const uint8_t *pkt, size_t len, bool via_tc
         log_debug("upstream", "ignored a reply with the wrong ID or question");
         return;
     }
+    /* Truncated: ask over TCP before judging the rest (a cut reply may keep its full counts). */
+    if (!via_tcp && (pkt[2] & 0x02)) {
+        pend_tcp(p);
+        return;
+    }
     struct dnsmsg_reply_info info;
     if (dnsmsg_reply_scan(pkt, len, &info) < 0) {
         u->stats->malformed++;
         log_debug("upstream", "malformed reply: SERVFAIL");
         pend_finish(p, -EPROTO, NULL, 0, NULL);
-        return;
-    }
-    if (info.tc && !via_tcp) {
-        pend_tcp(p);
         return;
     }
     if ((info.rcode == RCODE_SERVFAIL || info.rcode == RCODE_REFUSED) && p->tries < p->servers->n) {

@@ -1,0 +1,117 @@
+"""Regression tests for defects found in review: a TCP connection whose queries fail at once
+must not recurse, answers queued before a client's FIN are all delivered, a client that never
+reads cannot grow our memory, TC=1 replies with bogus counts still go to TCP, and a reply with
+a compression pointer into the header is refused."""
+import socket
+import struct
+import unittest
+
+import dns.message
+import dns.rcode
+
+from harness import (FakeUpstream, SilentUpstream, Telesink, dig, framed, query_wire,
+                     recv_framed, udp_exchange)
+
+BIG_TXT = {"big.test": {"TXT": ['"%s"' % ("a" * 250)] * 200}}  # ~51 KB answers
+
+
+def big_udp(up, q, wire, addr):
+    return up.answer(q).to_wire(max_size=65535)
+
+
+def rss_kb(pid):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmRSS"):
+                return int(line.split()[1])
+
+
+class TcpConnections(unittest.TestCase):
+    def test_failing_queries_on_a_paused_connection(self):
+        # max_pending = 1: after the first question every new one fails at once (SERVFAIL)
+        # while the connection is paused at its in-flight cap.
+        with SilentUpstream() as up, Telesink(
+                upstreams=[up.addr],
+                config="[server]\nmax_pending = 1\nthreads = 1\n[upstream]\ntimeout_ms = 300\n") as ts:
+            with socket.create_connection(ts.v4) as s:
+                s.settimeout(10)
+                frames = b"".join(framed(query_wire("x.test", qid=i)) for i in range(64))
+                frames += framed(query_wire("y.test", qid=1000)) + framed(query_wire("z.test", qid=1001))
+                s.sendall(frames)
+                ids = set()
+                for _ in range(66):
+                    r = dns.message.from_wire(recv_framed(s))
+                    self.assertEqual(r.rcode(), dns.rcode.SERVFAIL)
+                    ids.add(r.id)
+                self.assertEqual(ids, set(range(64)) | {1000, 1001})
+            self.assertIsNone(ts.proc.poll())
+        self.assertEqual(ts.returncode, 0)
+
+    def test_half_close_gets_every_answer(self):
+        with FakeUpstream(zone=BIG_TXT) as up, Telesink(upstreams=[up.addr]) as ts:
+            up.udp_handler = big_udp
+            with socket.socket() as s:
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+                s.connect(ts.v4)
+                s.settimeout(10)
+                s.sendall(b"".join(framed(query_wire("big.test", "TXT", qid=i)) for i in range(200)))
+                s.shutdown(socket.SHUT_WR)
+                got = 0
+                while recv_framed(s) is not None:
+                    got += 1
+                self.assertEqual(got, 200)
+
+    def test_client_that_never_reads_is_bounded(self):
+        with FakeUpstream(zone=BIG_TXT) as up, \
+                Telesink(upstreams=[up.addr], config="[server]\nthreads = 1\n") as ts:
+            up.udp_handler = big_udp
+            before = rss_kb(ts.proc.pid)
+            with socket.socket() as s:
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+                s.connect(ts.v4)
+                s.settimeout(2)
+                w = framed(query_wire("big.test", "TXT")) * 100
+                sent, blocked = 0, False
+                try:
+                    for _ in range(4000):  # 400,000 queries: 20 GB of answers if we queued them all
+                        s.sendall(w)
+                        sent += 100
+                except socket.timeout:
+                    blocked = True  # telesink stopped reading from us: that is the point
+                self.assertTrue(blocked, "telesink read all %d queries of a client that never reads" % sent)
+                # Another client is still served meanwhile.
+                self.assertEqual(dig(ts.v4, "big.test", "TXT", tcp=True).rcode, "NOERROR")
+                self.assertLess(rss_kb(ts.proc.pid) - before, 32 * 1024, "sent %d" % sent)
+
+
+class UpstreamReplies(unittest.TestCase):
+    def test_truncated_reply_with_full_counts_goes_to_tcp(self):
+        def tc_udp(up, q, wire, addr):
+            r = up.answer(q).to_wire()
+            hdr = bytearray(r[:12])
+            hdr[2] |= 0x02
+            hdr[6:8] = struct.pack("!H", 3)  # claims 3 answers, carries none
+            qend = 12 + len(q.question[0].name.to_wire()) + 4
+            return bytes(hdr) + r[12:qend]
+        with FakeUpstream(zone={"tc.test": {"A": ["192.0.2.1"]}}) as up, \
+                Telesink(upstreams=[up.addr]) as ts:
+            up.udp_handler = tc_udp
+            a = dig(ts.v4, "tc.test")
+            self.assertEqual(a.addresses(), ["192.0.2.1"])
+            self.assertEqual([t for t, _, _ in up.queries], ["udp", "tcp"])
+
+    def test_pointer_into_header_is_servfail(self):
+        def h(up, q, wire, addr):
+            qn = q.question[0].name.to_wire()
+            hdr = struct.pack("!HHHHHH", q.id, 0x8100, 1, 1, 0, 0)
+            rr = b"\xc0\x03" + struct.pack("!HHIH", 1, 1, 60, 4) + bytes([192, 0, 2, 1])
+            return hdr + qn + struct.pack("!HH", 1, 1) + rr
+        with FakeUpstream() as up, Telesink(upstreams=[up.addr]) as ts:
+            up.udp_handler = h
+            r = dns.message.from_wire(udp_exchange(ts.v4, query_wire("p.test")))
+            self.assertEqual(r.rcode(), dns.rcode.SERVFAIL)
+        self.assertEqual(ts.stats()["malformed"], 1)
+
+
+if __name__ == "__main__":
+    unittest.main()
