@@ -199,7 +199,7 @@ struct config *config_create(void)
     for (size_t i = 0; i < sizeof default_allow / sizeof *default_allow; i++)
         add_allow(c, default_allow[i], err, sizeof err);
     c->refs = 1;
-    c->blocking_mode = BLOCK_NXDOMAIN;
+    c->blocking_mode = DNSMSG_BLOCK_NXDOMAIN;
     c->block_ttl = 300;
     c->tcp_idle_ms = 10000;
     c->tcp_max_connections = 256;
@@ -207,6 +207,8 @@ struct config *config_create(void)
     c->log_level = LOG_INFO;
     c->timeout_ms = 1500;
     add_str(&c->list_paths, &c->n_list_paths, TELESINK_LISTS_DIR);
+    c->canary_doh = true;
+    c->canary_icloud_relay = true;
     c->db = xstrdup("telesink.db");
     c->retention_days = 90;
     c->log_allowed = true;
@@ -273,7 +275,7 @@ static int set_server(struct config *c, const char *key, const char *v, char *er
         static const char *const modes[] = {"nxdomain", "null", "refused", "nodata"};
         for (int i = 0; i < 4; i++) {
             if (strcasecmp(v, modes[i]) == 0) {
-                c->blocking_mode = (enum blocking_mode)i;
+                c->blocking_mode = (enum dnsmsg_block_mode)i;
                 return 0;
             }
         }
@@ -375,9 +377,13 @@ static int set_lists(struct config *c, const char *key, const char *v, char *err
         c->n_allow_lists = 0;
         return for_each_item(c, v, add_allow_list, err, errlen);
     }
-    if (strcmp(key, "strict") == 0) {
-        if (parse_bool(v, &c->strict) < 0) {
-            set_err(err, errlen, "strict: '%s' is not yes or no", v);
+    bool *flag = strcmp(key, "strict") == 0                ? &c->strict
+                 : strcmp(key, "canary_doh") == 0          ? &c->canary_doh
+                 : strcmp(key, "canary_icloud_relay") == 0 ? &c->canary_icloud_relay
+                                                           : NULL;
+    if (flag) {
+        if (parse_bool(v, flag) < 0) {
+            set_err(err, errlen, "%s: '%s' is not yes or no", key, v);
             return -1;
         }
         return 0;

@@ -18,13 +18,12 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
+#include "dnsmsg.h"
 #include "log.h"
 #include "netaddr.h"
 
 #define CONFIG_DEFAULT_PATH "/etc/telesink/telesink.conf"
 #define CONFIG_DEFAULT_PORT 8053
-
-enum blocking_mode { BLOCK_NXDOMAIN = 0, BLOCK_NULL, BLOCK_REFUSED, BLOCK_NODATA };
 
 struct client_name {
     char *key; /* an address or a MAC, as written */
@@ -40,7 +39,7 @@ struct config {
     size_t n_listen;
     struct cidr *allow;
     size_t n_allow;
-    enum blocking_mode blocking_mode;
+    enum dnsmsg_block_mode blocking_mode;
     uint32_t block_ttl;
     unsigned threads; /* 0 = one per core */
     char *user;
@@ -62,6 +61,8 @@ struct config {
     char **allow_lists;
     size_t n_allow_lists;
     bool strict;
+    bool canary_doh;          /* use-application-dns.net -> NXDOMAIN */
+    bool canary_icloud_relay; /* mask(-h2).icloud.com -> NXDOMAIN */
 
     /* [log] */
     char *db;

@@ -86,7 +86,8 @@ static int skip_name(const uint8_t *pkt, size_t len, size_t *pos)
             if (p + 2 > len)
                 return -1;
             size_t target = (size_t)(rd16(pkt + p) & 0x3FFF);
-            if (target >= p)
+            /* Backwards only (so it ends), and never into the header we rewrite per client. */
+            if (target >= p || target < DNS_HEADER_LEN)
                 return -1;
             if (!jumped)
                 *pos = p + 2;
@@ -107,6 +108,36 @@ static int skip_name(const uint8_t *pkt, size_t len, size_t *pos)
         }
     }
     return -1;
+}
+
+/*
+ * Read the one additional record of a query at pos: an OPT fills q's EDNS fields. Returns the
+ * offset after it, or 0 when it is not a well-formed OPT (TSIG and anything else included).
+ */
+static size_t read_opt(const uint8_t *pkt, size_t len, size_t pos, struct dnsmsg_query *q)
+{
+    if (pos >= len || pkt[pos] != 0 || pos + 11 > len)
+        return 0;
+    uint16_t type = rd16(pkt + pos + 1);
+    uint16_t cls = rd16(pkt + pos + 3);
+    uint32_t ttl = rd32(pkt + pos + 5);
+    uint16_t rdlen = rd16(pkt + pos + 9);
+    size_t rdata = pos + 11;
+    if (type != TYPE_OPT || rdata + rdlen > len)
+        return 0;
+    /* Options must tile the RDATA exactly. */
+    for (size_t o = rdata; o < rdata + rdlen;) {
+        if (o + 4 > rdata + rdlen || o + 4 + rd16(pkt + o + 2) > rdata + rdlen)
+            return 0;
+        o += 4u + rd16(pkt + o + 2);
+    }
+    q->edns = true;
+    q->edns_version = (uint8_t)(ttl >> 16);
+    q->do_bit = ttl & OPT_DO;
+    q->udp_size = cls < 512 ? 512 : cls;
+    q->opt_rdata = (uint16_t)rdata;
+    q->opt_rdlen = rdlen;
+    return rdata + rdlen;
 }
 
 enum dnsmsg_verdict dnsmsg_parse_query(const uint8_t *pkt, size_t len, struct dnsmsg_query *q)
@@ -142,37 +173,20 @@ enum dnsmsg_verdict dnsmsg_parse_query(const uint8_t *pkt, size_t len, struct dn
             q->has_question = true;
         }
     }
+    size_t end = 0;
+    if (q->has_question && an == 0 && ns == 0 && ar == 1)
+        end = read_opt(pkt, len, pos, q);
     if (q->opcode != 0)
-        return DNSMSG_NOTIMP;
+        return DNSMSG_NOTIMP; /* with the OPT echoed when there was a readable one */
     if (!q->has_question || an != 0 || ns != 0 || ar > 1)
         return DNSMSG_FORMERR;
-
     if (ar == 1) {
-        /* One additional record: OPT is read, TSIG and broken records are refused. */
-        if (pos >= len || pkt[pos] != 0 || pos + 11 > len)
+        /* One additional record: only an OPT; TSIG and broken records are refused. */
+        if (end == 0) {
+            q->edns = false;
             return DNSMSG_FORMERR;
-        uint16_t type = rd16(pkt + pos + 1);
-        uint16_t cls = rd16(pkt + pos + 3);
-        uint32_t ttl = rd32(pkt + pos + 5);
-        uint16_t rdlen = rd16(pkt + pos + 9);
-        size_t rdata = pos + 11;
-        if (rdata + rdlen != len)
-            return DNSMSG_FORMERR;
-        if (type != TYPE_OPT)
-            return DNSMSG_FORMERR;
-        /* Options must tile the RDATA exactly. */
-        for (size_t o = rdata; o < rdata + rdlen;) {
-            if (o + 4 > rdata + rdlen || o + 4 + rd16(pkt + o + 2) > rdata + rdlen)
-                return DNSMSG_FORMERR;
-            o += 4u + rd16(pkt + o + 2);
         }
-        q->edns = true;
-        q->edns_version = (uint8_t)(ttl >> 16);
-        q->do_bit = ttl & OPT_DO;
-        q->udp_size = cls < 512 ? 512 : cls;
-        q->opt_rdata = (uint16_t)rdata;
-        q->opt_rdlen = rdlen;
-        pos = rdata + rdlen;
+        pos = end;
         if (q->edns_version > 0)
             return DNSMSG_BADVERS;
     }
@@ -393,6 +407,151 @@ size_t dnsmsg_client_reply(const struct dnsmsg_query *q, const uint8_t *reply, s
         n += ede_len;
     }
     return n;
+}
+
+/* Write a dotted name in wire form; returns its length. The names here are constants. */
+static size_t put_text_name(uint8_t *p, const char *name)
+{
+    size_t n = 0;
+    while (*name) {
+        const char *dot = strchr(name, '.');
+        size_t l = dot ? (size_t)(dot - name) : strlen(name);
+        p[n++] = (uint8_t)l;
+        memcpy(p + n, name, l);
+        n += l;
+        name += l + (dot ? 1 : 0);
+    }
+    p[n++] = 0;
+    return n;
+}
+
+static size_t put_soa(uint8_t *p, uint32_t ttl)
+{
+    size_t n = 0;
+    wr16(p, 0xC000 | DNS_HEADER_LEN); /* owner: the question's name */
+    wr16(p + 2, TYPE_SOA);
+    wr16(p + 4, 1);
+    wr32(p + 6, ttl);
+    n = 12; /* RDLENGTH at p + 10, filled below */
+    n += put_text_name(p + n, DNSMSG_SOA_MNAME);
+    n += put_text_name(p + n, DNSMSG_SOA_RNAME);
+    wr32(p + n, 1);          /* serial */
+    wr32(p + n + 4, 3600);   /* refresh */
+    wr32(p + n + 8, 600);    /* retry */
+    wr32(p + n + 12, 86400); /* expire */
+    wr32(p + n + 16, ttl);   /* minimum: the negative caching TTL */
+    n += 20;
+    wr16(p + 10, (uint16_t)(n - 12));
+    return n;
+}
+
+size_t dnsmsg_block_reply(const struct dnsmsg_query *q, enum dnsmsg_block_mode mode, uint32_t ttl,
+                          const char *ede_text, uint8_t *out, size_t cap)
+{
+    if (cap < DNSMSG_SMALL_MAX || !q->has_question)
+        return 0;
+    unsigned rcode = RCODE_NOERROR;
+    bool address = false, soa = false;
+    switch (mode) {
+    case DNSMSG_BLOCK_NXDOMAIN:
+        rcode = RCODE_NXDOMAIN;
+        soa = true;
+        break;
+    case DNSMSG_BLOCK_NULL:
+        address = q->qclass == 1 && (q->qtype == TYPE_A || q->qtype == TYPE_AAAA);
+        soa = !address;
+        break;
+    case DNSMSG_BLOCK_REFUSED:
+        rcode = RCODE_REFUSED;
+        break;
+    case DNSMSG_BLOCK_NODATA:
+        soa = true;
+        break;
+    }
+    /* Header, question and OPT as for an error answer; then the records go in between. */
+    dnsmsg_error_reply(q, rcode, out, cap);
+    size_t n = DNS_HEADER_LEN + q->qname_len + 4; /* the OPT is written again at the end */
+    if (address) {
+        size_t alen = q->qtype == TYPE_A ? 4 : 16;
+        wr16(out + n, 0xC000 | DNS_HEADER_LEN);
+        wr16(out + n + 2, q->qtype);
+        wr16(out + n + 4, 1);
+        wr32(out + n + 6, ttl);
+        wr16(out + n + 10, (uint16_t)alen);
+        memset(out + n + 12, 0, alen);
+        n += 12 + alen;
+        wr16(out + 6, 1);
+    }
+    if (soa) {
+        n += put_soa(out + n, ttl);
+        wr16(out + 8, 1);
+    }
+    if (q->edns) {
+        size_t tlen = ede_text ? strlen(ede_text) : 0;
+        if (tlen > DNSMSG_EDE_TEXT_MAX)
+            tlen = DNSMSG_EDE_TEXT_MAX;
+        n += put_opt(out + n, rcode, q->do_bit, (uint16_t)(4 + 2 + tlen));
+        wr16(out + n, EDNS_OPT_EDE);
+        wr16(out + n + 2, (uint16_t)(2 + tlen));
+        wr16(out + n + 4, 15); /* INFO-CODE 15: Blocked */
+        memcpy(out + n + 6, ede_text, tlen);
+        n += 6 + tlen;
+    }
+    return n;
+}
+
+/*
+ * Read a possibly compressed name at pos into out (wire form, at most 255 bytes), following only
+ * backward pointers. Returns its length, or 0 when malformed.
+ */
+static size_t read_name(const uint8_t *pkt, size_t len, size_t pos, uint8_t *out)
+{
+    size_t n = 0;
+    for (int guard = 0; guard < 256; guard++) {
+        if (pos >= len)
+            return 0;
+        uint8_t l = pkt[pos];
+        if ((l & 0xC0) == 0xC0) {
+            if (pos + 2 > len)
+                return 0;
+            size_t target = (size_t)(rd16(pkt + pos) & 0x3FFF);
+            if (target >= pos || target < DNS_HEADER_LEN)
+                return 0;
+            pos = target;
+            continue;
+        }
+        if (l & 0xC0 || n + 1u + l > DNS_MAX_NAME || pos + 1u + l > len)
+            return 0;
+        memcpy(out + n, pkt + pos, 1u + l);
+        n += 1u + l;
+        pos += 1u + l;
+        if (l == 0)
+            return n;
+    }
+    return 0;
+}
+
+bool dnsmsg_reply_cnames(const uint8_t *pkt, size_t len, const struct dnsmsg_reply_info *info,
+                         dnsmsg_name_fn fn, void *ctx)
+{
+    size_t pos = info->question_end;
+    for (unsigned i = 0; i < info->an; i++) {
+        if (skip_name(pkt, len, &pos) < 0 || pos + 10 > len)
+            return false;
+        uint16_t type = rd16(pkt + pos);
+        uint16_t rdlen = rd16(pkt + pos + 8);
+        size_t rdata = pos + 10;
+        if (rdata + rdlen > len)
+            return false;
+        if (type == TYPE_CNAME) {
+            uint8_t name[DNS_MAX_NAME];
+            size_t n = read_name(pkt, len, rdata, name);
+            if (n > 0 && fn(ctx, name, n))
+                return true;
+        }
+        pos = rdata + rdlen;
+    }
+    return false;
 }
 
 const char *dnsmsg_rcode_name(unsigned rcode, char *buf, size_t len)

@@ -133,6 +133,38 @@ size_t dnsmsg_client_reply(const struct dnsmsg_query *q, const uint8_t *reply, s
                            const struct dnsmsg_reply_info *info, size_t limit, uint8_t *out,
                            size_t cap);
 
+/* How a blocked name is answered. */
+enum dnsmsg_block_mode {
+    DNSMSG_BLOCK_NXDOMAIN = 0, /* NXDOMAIN with a SOA whose minimum is the TTL */
+    DNSMSG_BLOCK_NULL,         /* A 0.0.0.0 / AAAA ::, other types NODATA */
+    DNSMSG_BLOCK_REFUSED,      /* REFUSED, no records */
+    DNSMSG_BLOCK_NODATA,       /* NOERROR, no answer, a SOA */
+};
+
+/* The owner-less SOA we put in negative answers names this server. */
+#define DNSMSG_SOA_MNAME "telesink.invalid"
+#define DNSMSG_SOA_RNAME "blocked.telesink.invalid"
+/* Room for the EXTRA-TEXT of the Extended DNS Error "Blocked". */
+#define DNSMSG_EDE_TEXT_MAX 120
+
+/*
+ * The answer for a blocked question: the client's ID and question, QR, RA, RD and CD as asked,
+ * AA and Z clear; records as the mode says, all with the TTL given (the SOA's minimum too, so
+ * the negative answer is cached that long). When the client sent EDNS: an OPT record with the
+ * Extended DNS Error 15 "Blocked" carrying ede_text (cut to DNSMSG_EDE_TEXT_MAX bytes). Returns
+ * the length (cap >= DNSMSG_SMALL_MAX).
+ */
+size_t dnsmsg_block_reply(const struct dnsmsg_query *q, enum dnsmsg_block_mode mode, uint32_t ttl,
+                          const char *ede_text, uint8_t *out, size_t cap);
+
+/*
+ * Call fn with the target of every CNAME record in the answer section of a scanned reply,
+ * decompressed to wire form, until fn returns true. Returns true when fn did.
+ */
+typedef bool (*dnsmsg_name_fn)(void *ctx, const uint8_t *name, size_t len);
+bool dnsmsg_reply_cnames(const uint8_t *pkt, size_t len, const struct dnsmsg_reply_info *info,
+                         dnsmsg_name_fn fn, void *ctx);
+
 /* "NOERROR", "NXDOMAIN", ... or "RCODE42". buf holds the latter (>= 12 bytes). */
 const char *dnsmsg_rcode_name(unsigned rcode, char *buf, size_t len);
 

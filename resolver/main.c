@@ -11,13 +11,17 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
+#include <time.h>
 #include <unistd.h>
 #include <uv.h>
 
 #include "config.h"
+#include "listcmd.h"
 #include "listen.h"
 #include "log.h"
 #include "netaddr.h"
+#include "policy.h"
 #include "worker.h"
 
 #ifndef TELESINK_VERSION
@@ -41,6 +45,7 @@ struct serve_flags {
 struct daemon_state {
     struct serve_flags flags;
     struct config *cfg;
+    struct policy *policy;
     struct worker **workers;
     unsigned nworkers;
     uv_loop_t *loop;
@@ -67,6 +72,7 @@ static void usage_main(FILE *out)
                  "\n"
                  "commands:\n"
                  "  serve     run the DNS sinkhole (UDP and TCP)\n"
+                 "  lists     check, match or export the block lists\n"
                  "  version   print the version\n"
                  "\n"
                  "`telesink <command> --help` describes each command.\n");
@@ -145,6 +151,48 @@ static void addr_list(const struct sockaddr_storage *a, size_t n, char *buf, siz
     }
 }
 
+static void log_list_problem(void *ctx, const char *path, unsigned line, const char *why,
+                             const char *text, size_t len)
+{
+    (void)ctx;
+    if (line == 0)
+        log_warn("lists", "%s: %s", path, why);
+    else
+        log_warn("lists", "%s:%u: %s: %.*s", path, line, why, (int)(len > 200 ? 200 : len), text);
+}
+
+static uint64_t random_seed(void)
+{
+    uint64_t seed = 0;
+    if (getrandom(&seed, sizeof seed, 0) != (ssize_t)sizeof seed)
+        seed = (uint64_t)time(NULL) ^ (uint64_t)getpid() << 32;
+    return seed;
+}
+
+/* Load the lists cfg names; NULL (logged) when a path cannot be read. */
+static struct policy *load_policy(const struct config *cfg)
+{
+    char err[512];
+    struct policy *p = policy_build(cfg, random_seed(), log_list_problem, NULL, err, sizeof err);
+    if (!p) {
+        log_error("lists", "%s", err);
+        return NULL;
+    }
+    unsigned invalid = 0, unsupported = 0, breaking = 0;
+    for (size_t i = 0; i < policy_list_count(p); i++) {
+        const struct policy_list *l = policy_list(p, (uint16_t)i);
+        invalid += l->invalid;
+        unsupported += l->unsupported;
+        breaking += l->breaking;
+    }
+    log_info("lists",
+             "%zu lists: %zu names blocked, %zu allowed (%zu KiB); skipped %u invalid, %u "
+             "unsupported, %u breaking (strict = %s)",
+             policy_list_count(p), policy_blocked_names(p), policy_allowed_names(p),
+             policy_memory(p) / 1024, invalid, unsupported, breaking, cfg->strict ? "yes" : "no");
+    return p;
+}
+
 static bool same_listen(const struct config *a, const struct config *b)
 {
     if (a->n_listen != b->n_listen)
@@ -163,8 +211,10 @@ static void on_reload(uv_signal_t *h, int signum)
     struct daemon_state *d = h->data;
     log_info("main", "SIGHUP: reloading the configuration");
     struct config *c = build_config(&d->flags);
-    if (!c) {
+    struct policy *p = c ? load_policy(c) : NULL;
+    if (!p) {
         log_error("main", "reload failed; still serving with the previous configuration");
+        config_unref(c);
         return;
     }
     if (!same_listen(c, d->cfg))
@@ -173,9 +223,11 @@ static void on_reload(uv_signal_t *h, int signum)
         log_warn("main", "reload: threads change only on restart");
     log_set_level(c->log_level);
     for (unsigned i = 0; i < d->nworkers; i++)
-        worker_reload(d->workers[i], c);
+        worker_reload(d->workers[i], c, p);
     config_unref(d->cfg);
+    policy_unref(d->policy);
     d->cfg = c;
+    d->policy = p;
     char ups[512];
     addr_list(c->upstreams, c->n_upstreams, ups, sizeof ups);
     log_info("main", "reloaded: upstreams %s", ups);
@@ -221,11 +273,13 @@ static int drop_privileges(const char *user)
 static void print_stats(const struct worker_stats *s)
 {
     log_info("main",
-             "stats: queries=%llu forwarded=%llu answered=%llu servfail=%llu refused=%llu "
+             "stats: queries=%llu blocked=%llu blocked_cname=%llu forwarded=%llu answered=%llu "
+             "servfail=%llu refused=%llu "
              "formerr=%llu notimp=%llu badvers=%llu dropped=%llu coalesced=%llu "
              "upstream_timeouts=%llu tcp_retries=%llu bad_source=%llu mismatched=%llu "
              "malformed=%llu overloaded=%llu tcp_accepted=%llu tcp_refused=%llu",
-             (unsigned long long)s->queries, (unsigned long long)s->forwarded,
+             (unsigned long long)s->queries, (unsigned long long)s->blocked,
+             (unsigned long long)s->blocked_cname, (unsigned long long)s->forwarded,
              (unsigned long long)s->upstream.answered, (unsigned long long)s->servfail,
              (unsigned long long)s->refused, (unsigned long long)s->formerr,
              (unsigned long long)s->notimp, (unsigned long long)s->badvers,
@@ -247,6 +301,11 @@ static int run_serve(struct serve_flags *flags)
     if (!d.cfg)
         return EXIT_USAGE;
     log_set_level(d.cfg->log_level);
+    d.policy = load_policy(d.cfg);
+    if (!d.policy) {
+        config_unref(d.cfg);
+        return 1;
+    }
     d.nworkers = d.cfg->threads ? d.cfg->threads : uv_available_parallelism();
     if (d.nworkers == 0)
         d.nworkers = 1;
@@ -264,7 +323,7 @@ static int run_serve(struct serve_flags *flags)
     if (!d.workers)
         goto out;
     for (unsigned i = 0; i < d.nworkers; i++) {
-        d.workers[i] = worker_create(i, d.cfg, addrs, d.cfg->n_listen);
+        d.workers[i] = worker_create(i, d.cfg, d.policy, addrs, d.cfg->n_listen);
         if (!d.workers[i])
             goto out;
     }
@@ -321,6 +380,7 @@ out:
     }
     listen_addrs_free(addrs, d.cfg ? d.cfg->n_listen : 0, d.nworkers);
     config_unref(d.cfg);
+    policy_unref(d.policy);
     return status;
 }
 
@@ -427,6 +487,8 @@ int main(int argc, char **argv)
     const char *cmd = argv[1];
     if (strcmp(cmd, "serve") == 0)
         return cmd_serve(argc - 1, argv + 1);
+    if (strcmp(cmd, "lists") == 0)
+        return listcmd_main(argc - 1, argv + 1);
     if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0)
         return cmd_version(argc - 1, argv + 1);
     if (strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0 || strcmp(cmd, "help") == 0) {

@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -12,13 +13,20 @@
 /* Queries a single TCP connection may have in flight before we stop reading from it. */
 #define TCP_MAX_INFLIGHT 64
 
+/* A reload handed to a worker: owned by whoever holds the pointer. */
+struct update {
+    struct config *cfg;
+    struct policy *policy;
+};
+
 struct worker {
     unsigned index;
     uv_loop_t loop;
     uv_async_t wakeup;
     uv_thread_t thread;
-    struct config *cfg;                /* loop thread only */
-    _Atomic(struct config *) next_cfg; /* handed over by worker_reload */
+    struct config *cfg;            /* loop thread only */
+    struct policy *policy;         /* loop thread only */
+    _Atomic(struct update *) next; /* handed over by worker_reload */
     atomic_bool stop;
     bool stopped;
     int loop_close_rc;
@@ -53,14 +61,71 @@ static void answer_error(struct worker *w, const struct listen_origin *from,
         listen_respond(from, w->answer, n);
 }
 
+static void update_free(struct update *u)
+{
+    if (!u)
+        return;
+    config_unref(u->cfg);
+    policy_unref(u->policy);
+    free(u);
+}
+
+/* The lists' answer: the configured mode (canaries: always NXDOMAIN), naming the list. */
+static void answer_blocked(struct worker *w, const struct listen_origin *from,
+                           const struct dnsmsg_query *q, const struct policy_verdict *v,
+                           bool via_cname)
+{
+    const struct policy_list *l = policy_list(w->policy, v->list);
+    enum dnsmsg_block_mode mode =
+        l->always_nxdomain ? DNSMSG_BLOCK_NXDOMAIN : w->cfg->blocking_mode;
+    char text[DNSMSG_EDE_TEXT_MAX + 1];
+    snprintf(text, sizeof text, "blocked by telesink: %s (%s)%s", l->vendor, l->name,
+             via_cname ? " via CNAME" : "");
+    w->stats.blocked++;
+    if (via_cname)
+        w->stats.blocked_cname++;
+    size_t n = dnsmsg_block_reply(q, mode, w->cfg->block_ttl, text, w->answer, sizeof w->answer);
+    if (n > 0)
+        listen_respond(from, w->answer, n);
+    if (log_enabled(LOG_DEBUG)) {
+        char a[NETADDR_STRLEN];
+        netaddr_format((const struct sockaddr *)&from->peer, false, a, sizeof a);
+        log_debug("worker", "%s: %s", a, text);
+    }
+}
+
+struct cname_check {
+    const struct policy *policy;
+    struct policy_verdict verdict;
+};
+
+static bool cname_blocked(void *ctx, const uint8_t *name, size_t len)
+{
+    struct cname_check *c = ctx;
+    policy_check(c->policy, name, len, &c->verdict);
+    return c->verdict.blocked;
+}
+
 static void query_done(struct upstream_waiter *waiter, int status, const uint8_t *reply, size_t len,
                        const struct dnsmsg_reply_info *info)
 {
     struct query *qr = (struct query *)waiter;
     struct worker *w = qr->w;
     if (status != -ESHUTDOWN && listen_origin_open(&qr->origin)) {
-        size_t limit = qr->origin.udp ? qr->q.udp_size : DNS_MAX_UDP;
+        /* Over UDP: the client's size, but never above ours (no fragments, no amplification). */
+        size_t limit = DNS_MAX_UDP;
+        if (qr->origin.udp)
+            limit = qr->q.udp_size < DNSMSG_EDNS_SIZE ? qr->q.udp_size : DNSMSG_EDNS_SIZE;
         size_t n = 0;
+        /* CNAME cloaking: a tracker hidden behind a first-party name is still blocked. */
+        struct cname_check cc = {.policy = w->policy};
+        if (status == 0 && info->an > 0 &&
+            dnsmsg_reply_cnames(reply, len, info, cname_blocked, &cc)) {
+            answer_blocked(w, &qr->origin, &qr->q, &cc.verdict, true);
+            listen_release(&qr->origin);
+            free(qr);
+            return;
+        }
         if (status == 0)
             n = dnsmsg_client_reply(&qr->q, reply, len, info, limit, w->answer, sizeof w->answer);
         if (n > 0) {
@@ -119,9 +184,15 @@ static void on_query(void *ctx, const struct listen_origin *from, const uint8_t 
         return;
     }
     switch (v) {
-    case DNSMSG_OK:
-        forward(w, from, &q);
+    case DNSMSG_OK: {
+        struct policy_verdict pv;
+        policy_check(w->policy, q.qname, q.qname_len, &pv);
+        if (pv.blocked)
+            answer_blocked(w, from, &q, &pv, false);
+        else
+            forward(w, from, &q);
         return;
+    }
     case DNSMSG_FORMERR:
         w->stats.formerr++;
         answer_error(w, from, &q, RCODE_FORMERR);
@@ -153,28 +224,35 @@ static struct listen_opts listen_opts_from(const struct config *cfg)
     return o;
 }
 
-static void apply_config(struct worker *w, struct config *cfg)
+static void apply_update(struct worker *w, struct update *u)
 {
-    struct listen_opts o = listen_opts_from(cfg);
-    listen_set_opts(w->listen, &o);
+    struct config *cfg = u->cfg;
     if (upstream_configure(w->upstream, cfg->upstreams, cfg->n_upstreams, cfg->timeout_ms,
                            cfg->max_pending) < 0) {
         log_error("worker", "reload: out of memory; keeping the old configuration");
-        config_unref(cfg);
+        update_free(u);
         return;
     }
-    config_unref(w->cfg);
+    struct listen_opts o = listen_opts_from(cfg);
+    listen_set_opts(w->listen, &o);
+    /* Swap: the old config and policy are freed when the last thread lets go of them. */
+    struct config *old_cfg = w->cfg;
+    struct policy *old_policy = w->policy;
     w->cfg = cfg;
+    w->policy = u->policy;
+    u->cfg = old_cfg;
+    u->policy = old_policy;
+    update_free(u);
 }
 
 static void on_wakeup(uv_async_t *a)
 {
     struct worker *w = a->data;
-    struct config *cfg = atomic_exchange(&w->next_cfg, NULL);
-    if (cfg && !w->stopped)
-        apply_config(w, cfg);
-    else if (cfg)
-        config_unref(cfg);
+    struct update *u = atomic_exchange(&w->next, NULL);
+    if (u && !w->stopped)
+        apply_update(w, u);
+    else
+        update_free(u);
     if (atomic_load(&w->stop) && !w->stopped) {
         w->stopped = true;
         listen_close(w->listen);
@@ -183,8 +261,8 @@ static void on_wakeup(uv_async_t *a)
     }
 }
 
-struct worker *worker_create(unsigned index, struct config *cfg, struct listen_addr *addrs,
-                             size_t n_addrs)
+struct worker *worker_create(unsigned index, struct config *cfg, struct policy *policy,
+                             struct listen_addr *addrs, size_t n_addrs)
 {
     struct worker *w = calloc(1, sizeof *w);
     if (!w)
@@ -197,7 +275,8 @@ struct worker *worker_create(unsigned index, struct config *cfg, struct listen_a
         return NULL;
     }
     w->cfg = config_ref(cfg);
-    atomic_init(&w->next_cfg, NULL);
+    w->policy = policy_ref(policy);
+    atomic_init(&w->next, NULL);
     atomic_init(&w->stop, false);
     uv_async_init(&w->loop, &w->wakeup, on_wakeup);
     w->wakeup.data = w;
@@ -218,6 +297,7 @@ struct worker *worker_create(unsigned index, struct config *cfg, struct listen_a
         uv_run(&w->loop, UV_RUN_DEFAULT);
         uv_loop_close(&w->loop);
         config_unref(w->cfg);
+        policy_unref(w->policy);
         free(w);
         return NULL;
     }
@@ -236,11 +316,17 @@ int worker_start(struct worker *w)
     return uv_thread_create(&w->thread, worker_main, w);
 }
 
-void worker_reload(struct worker *w, struct config *cfg)
+void worker_reload(struct worker *w, struct config *cfg, struct policy *policy)
 {
-    struct config *old = atomic_exchange(&w->next_cfg, config_ref(cfg));
-    if (old)
-        config_unref(old);
+    struct update *u = malloc(sizeof *u);
+    if (!u) {
+        log_error("worker", "reload: out of memory");
+        return;
+    }
+    u->cfg = config_ref(cfg);
+    u->policy = policy_ref(policy);
+    /* A reload not yet picked up is replaced by this newer one. */
+    update_free(atomic_exchange(&w->next, u));
     uv_async_send(&w->wakeup);
 }
 
@@ -272,9 +358,8 @@ void worker_destroy(struct worker *w)
 {
     if (!w)
         return;
-    struct config *cfg = atomic_exchange(&w->next_cfg, NULL);
-    if (cfg)
-        config_unref(cfg);
+    update_free(atomic_exchange(&w->next, NULL));
     config_unref(w->cfg);
+    policy_unref(w->policy);
     free(w);
 }

@@ -13,17 +13,20 @@
 
 #include "config.h"
 #include "listen.h"
+#include "policy.h"
 #include "upstream.h"
 
 struct worker_stats {
-    uint64_t queries;   /* packets received */
-    uint64_t dropped;   /* too short to answer, or responses */
-    uint64_t formerr;   /* answered FORMERR */
-    uint64_t notimp;    /* answered NOTIMP */
-    uint64_t badvers;   /* answered BADVERS */
-    uint64_t refused;   /* answered REFUSED: outside `allow`, or a zone transfer */
-    uint64_t forwarded; /* sent to the upstream table */
-    uint64_t servfail;  /* answered SERVFAIL */
+    uint64_t queries;       /* packets received */
+    uint64_t dropped;       /* too short to answer, or responses */
+    uint64_t formerr;       /* answered FORMERR */
+    uint64_t notimp;        /* answered NOTIMP */
+    uint64_t badvers;       /* answered BADVERS */
+    uint64_t refused;       /* answered REFUSED: outside `allow`, or a zone transfer */
+    uint64_t blocked;       /* answered from the lists */
+    uint64_t blocked_cname; /* of those: found through an upstream answer's CNAME chain */
+    uint64_t forwarded;     /* sent to the upstream table */
+    uint64_t servfail;      /* answered SERVFAIL */
     struct upstream_stats upstream;
     struct listen_stats listen;
 };
@@ -32,14 +35,14 @@ struct worker;
 
 /*
  * A worker for loop `index` using the sockets bound in addrs (their fds are taken). Takes a
- * reference on cfg. Returns NULL on failure (logged).
+ * reference on cfg and on policy. Returns NULL on failure (logged).
  */
-struct worker *worker_create(unsigned index, struct config *cfg, struct listen_addr *addrs,
-                             size_t n_addrs);
+struct worker *worker_create(unsigned index, struct config *cfg, struct policy *policy,
+                             struct listen_addr *addrs, size_t n_addrs);
 /* Run the loop in a new thread. Returns 0 or a negative errno. */
 int worker_start(struct worker *w);
-/* From any thread: use cfg (a reference is taken) for queries from now on. */
-void worker_reload(struct worker *w, struct config *cfg);
+/* From any thread: use cfg and policy (references are taken) for queries from now on. */
+void worker_reload(struct worker *w, struct config *cfg, struct policy *policy);
 /* From any thread: stop reading, close everything, end the loop. */
 void worker_stop(struct worker *w);
 /* Wait for the thread; returns 0 when its loop closed cleanly. */

@@ -30,7 +30,7 @@ static void test_defaults(void **state)
     assert_int_equal(c->listen[1].ss_family, AF_INET6);
     assert_int_equal(c->timeout_ms, 1500);
     assert_int_equal(c->tcp_idle_ms, 10000);
-    assert_int_equal(c->blocking_mode, BLOCK_NXDOMAIN);
+    assert_int_equal(c->blocking_mode, DNSMSG_BLOCK_NXDOMAIN);
     assert_int_equal(c->block_ttl, 300);
     assert_string_equal(c->db, "telesink.db");
     assert_true(c->log_allowed);
@@ -82,7 +82,7 @@ static void test_full_file(void **state)
     assert_int_equal(c->n_listen, 2);
     assert_int_equal(netaddr_port((struct sockaddr *)&c->listen[1]), 5300);
     assert_int_equal(c->n_allow, 2);
-    assert_int_equal(c->blocking_mode, BLOCK_NULL);
+    assert_int_equal(c->blocking_mode, DNSMSG_BLOCK_NULL);
     assert_int_equal(c->block_ttl, 60);
     assert_int_equal(c->threads, 1);
     assert_int_equal(c->n_upstreams, 3);

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include <cmocka.h>
+#include <ldns/ldns.h>
 
 #include "dnsmsg.h"
 
@@ -578,6 +579,409 @@ static void test_rcode_names(void **state)
     assert_string_equal(dnsmsg_rcode_name(42, buf, sizeof buf), "RCODE42");
 }
 
+/* ---- blocked answers ---- */
+
+static uint32_t get32(const uint8_t *b)
+{
+    return (uint32_t)get16(b) << 16 | get16(b + 2);
+}
+
+/* A query for name/type whose client set AA, Z and CD (AA and Z must never be echoed). */
+static void block_query(struct dnsmsg_query *q, const char *name, uint16_t type, bool edns)
+{
+    struct pkt p;
+    simple_query(&p, name, type, edns);
+    p.b[2] |= 0x04;        /* AA */
+    p.b[3] |= 0x40 | 0x10; /* Z and CD */
+    assert_int_equal(dnsmsg_parse_query(p.b, p.n, q), DNSMSG_OK);
+}
+
+/* Header checks common to every blocked answer; returns the offset just past the question. */
+static size_t check_block_header(const struct dnsmsg_query *q, const uint8_t *out, unsigned rcode,
+                                 uint16_t an, uint16_t ns, uint16_t ar)
+{
+    assert_int_equal(get16(out), q->id);
+    uint16_t flags = get16(out + 2);
+    assert_true(flags & 0x8000); /* QR */
+    assert_int_equal((flags >> 11) & 0x0F, 0);
+    assert_false(flags & 0x0400); /* AA */
+    assert_false(flags & 0x0200); /* TC */
+    assert_true(flags & 0x0100);  /* RD as asked */
+    assert_true(flags & 0x0080);  /* RA */
+    assert_false(flags & 0x0040); /* Z */
+    assert_true(flags & 0x0010);  /* CD as asked */
+    assert_int_equal(flags & 0x0F, rcode);
+    assert_int_equal(get16(out + 4), 1);
+    assert_int_equal(get16(out + 6), an);
+    assert_int_equal(get16(out + 8), ns);
+    assert_int_equal(get16(out + 10), ar);
+    /* The question as the client sent it, letter case included. */
+    assert_memory_equal(out + 12, q->qname, q->qname_len);
+    assert_int_equal(get16(out + 12 + q->qname_len), q->qtype);
+    assert_int_equal(get16(out + 12 + q->qname_len + 2), q->qclass);
+    return DNS_HEADER_LEN + q->qname_len + 4;
+}
+
+/* The SOA at off: owner a pointer to the question, class IN, TTL and MINIMUM = ttl. */
+static size_t check_soa(const uint8_t *out, size_t n, size_t off, uint32_t ttl)
+{
+    assert_true(off + 12 <= n);
+    assert_int_equal(get16(out + off), 0xC000 | DNS_HEADER_LEN);
+    assert_int_equal(get16(out + off + 2), TYPE_SOA);
+    assert_int_equal(get16(out + off + 4), 1);
+    assert_int_equal(get32(out + off + 6), ttl);
+    uint16_t rdlen = get16(out + off + 10);
+    assert_true(off + 12 + rdlen <= n);
+    assert_int_equal(get32(out + off + 12 + rdlen - 4), ttl); /* MINIMUM */
+    return 12u + rdlen;
+}
+
+/* ldns accepts the answer; returns the parsed packet (the caller frees it). */
+static ldns_pkt *ldns_parse(const uint8_t *out, size_t n)
+{
+    ldns_pkt *pkt = NULL;
+    assert_int_equal(ldns_wire2pkt(&pkt, out, n), LDNS_STATUS_OK);
+    assert_non_null(pkt);
+    return pkt;
+}
+
+/* ldns's reading of the authority SOA agrees: owner = the question, TTL, MINIMUM, MNAME. */
+static void ldns_check_soa(ldns_pkt *pkt, uint32_t ttl)
+{
+    ldns_rr_list *auth = ldns_pkt_authority(pkt);
+    assert_int_equal(ldns_rr_list_rr_count(auth), 1);
+    ldns_rr *soa = ldns_rr_list_rr(auth, 0);
+    assert_int_equal(ldns_rr_get_type(soa), LDNS_RR_TYPE_SOA);
+    ldns_rr *qrr = ldns_rr_list_rr(ldns_pkt_question(pkt), 0);
+    assert_int_equal(ldns_dname_compare(ldns_rr_owner(soa), ldns_rr_owner(qrr)), 0);
+    assert_int_equal(ldns_rr_ttl(soa), ttl);
+    assert_int_equal(ldns_rdf2native_int32(ldns_rr_rdf(soa, 6)), ttl);
+    char *mname = ldns_rdf2str(ldns_rr_rdf(soa, 0));
+    assert_string_equal(mname, DNSMSG_SOA_MNAME ".");
+    free(mname);
+}
+
+static void test_block_nxdomain(void **state)
+{
+    (void)state;
+    struct dnsmsg_query q;
+    block_query(&q, "Tracking.MIUI.com", TYPE_A, false);
+    uint8_t out[DNSMSG_SMALL_MAX];
+    size_t n = dnsmsg_block_reply(&q, DNSMSG_BLOCK_NXDOMAIN, 1234, "blocked", out, sizeof out);
+    size_t qend = check_block_header(&q, out, RCODE_NXDOMAIN, 0, 1, 0);
+    size_t soa = check_soa(out, n, qend, 1234);
+    assert_int_equal(n, qend + soa); /* nothing else: no OPT without EDNS */
+
+    ldns_pkt *pkt = ldns_parse(out, n);
+    assert_int_equal(ldns_pkt_get_rcode(pkt), LDNS_RCODE_NXDOMAIN);
+    assert_false(ldns_pkt_aa(pkt));
+    assert_true(ldns_pkt_ra(pkt));
+    assert_false(ldns_pkt_edns(pkt));
+    ldns_check_soa(pkt, 1234);
+    ldns_pkt_free(pkt);
+
+    /* Another TTL, another SOA. */
+    n = dnsmsg_block_reply(&q, DNSMSG_BLOCK_NXDOMAIN, 7, "blocked", out, sizeof out);
+    check_soa(out, n, qend, 7);
+}
+
+static void test_block_null_a(void **state)
+{
+    (void)state;
+    struct dnsmsg_query q;
+    block_query(&q, "data.mistat.xiaomi.com", TYPE_A, false);
+    uint8_t out[DNSMSG_SMALL_MAX];
+    size_t n = dnsmsg_block_reply(&q, DNSMSG_BLOCK_NULL, 600, "blocked", out, sizeof out);
+    size_t qend = check_block_header(&q, out, RCODE_NOERROR, 1, 0, 0);
+    assert_int_equal(n, qend + 12 + 4);
+    assert_int_equal(get16(out + qend), 0xC000 | DNS_HEADER_LEN);
+    assert_int_equal(get16(out + qend + 2), TYPE_A);
+    assert_int_equal(get16(out + qend + 4), 1);
+    assert_int_equal(get32(out + qend + 6), 600);
+    assert_int_equal(get16(out + qend + 10), 4);
+    assert_int_equal(get32(out + qend + 12), 0); /* 0.0.0.0 */
+
+    ldns_pkt *pkt = ldns_parse(out, n);
+    assert_int_equal(ldns_pkt_get_rcode(pkt), LDNS_RCODE_NOERROR);
+    ldns_rr *a = ldns_rr_list_rr(ldns_pkt_answer(pkt), 0);
+    assert_int_equal(ldns_rr_get_type(a), LDNS_RR_TYPE_A);
+    assert_int_equal(ldns_rr_ttl(a), 600);
+    char *addr = ldns_rdf2str(ldns_rr_rdf(a, 0));
+    assert_string_equal(addr, "0.0.0.0");
+    free(addr);
+    ldns_pkt_free(pkt);
+}
+
+static void test_block_null_aaaa(void **state)
+{
+    (void)state;
+    struct dnsmsg_query q;
+    block_query(&q, "tracking.miui.com", TYPE_AAAA, false);
+    uint8_t out[DNSMSG_SMALL_MAX];
+    size_t n = dnsmsg_block_reply(&q, DNSMSG_BLOCK_NULL, 42, "blocked", out, sizeof out);
+    size_t qend = check_block_header(&q, out, RCODE_NOERROR, 1, 0, 0);
+    assert_int_equal(n, qend + 12 + 16);
+    assert_int_equal(get16(out + qend + 2), TYPE_AAAA);
+    assert_int_equal(get32(out + qend + 6), 42);
+    assert_int_equal(get16(out + qend + 10), 16);
+    static const uint8_t zero[16] = {0};
+    assert_memory_equal(out + qend + 12, zero, 16); /* :: */
+
+    ldns_pkt *pkt = ldns_parse(out, n);
+    ldns_rr *aaaa = ldns_rr_list_rr(ldns_pkt_answer(pkt), 0);
+    assert_int_equal(ldns_rr_get_type(aaaa), LDNS_RR_TYPE_AAAA);
+    char *addr = ldns_rdf2str(ldns_rr_rdf(aaaa, 0));
+    assert_string_equal(addr, "::");
+    free(addr);
+    ldns_pkt_free(pkt);
+}
+
+static void test_block_null_other_type(void **state)
+{
+    (void)state;
+    struct dnsmsg_query q;
+    block_query(&q, "tracking.miui.com", 16 /* TXT */, false);
+    uint8_t out[DNSMSG_SMALL_MAX];
+    size_t n = dnsmsg_block_reply(&q, DNSMSG_BLOCK_NULL, 99, "blocked", out, sizeof out);
+    size_t qend = check_block_header(&q, out, RCODE_NOERROR, 0, 1, 0);
+    assert_int_equal(n, qend + check_soa(out, n, qend, 99));
+    ldns_pkt *pkt = ldns_parse(out, n);
+    assert_int_equal(ldns_pkt_get_rcode(pkt), LDNS_RCODE_NOERROR);
+    assert_int_equal(ldns_pkt_ancount(pkt), 0);
+    ldns_check_soa(pkt, 99);
+    ldns_pkt_free(pkt);
+}
+
+static void test_block_refused(void **state)
+{
+    (void)state;
+    struct dnsmsg_query q;
+    block_query(&q, "tracking.miui.com", TYPE_A, false);
+    uint8_t out[DNSMSG_SMALL_MAX];
+    size_t n = dnsmsg_block_reply(&q, DNSMSG_BLOCK_REFUSED, 300, "blocked", out, sizeof out);
+    size_t qend = check_block_header(&q, out, RCODE_REFUSED, 0, 0, 0);
+    assert_int_equal(n, qend);
+    ldns_pkt *pkt = ldns_parse(out, n);
+    assert_int_equal(ldns_pkt_get_rcode(pkt), LDNS_RCODE_REFUSED);
+    ldns_pkt_free(pkt);
+}
+
+static void test_block_nodata(void **state)
+{
+    (void)state;
+    struct dnsmsg_query q;
+    block_query(&q, "tracking.miui.com", TYPE_AAAA, false);
+    uint8_t out[DNSMSG_SMALL_MAX];
+    size_t n = dnsmsg_block_reply(&q, DNSMSG_BLOCK_NODATA, 3600, "blocked", out, sizeof out);
+    size_t qend = check_block_header(&q, out, RCODE_NOERROR, 0, 1, 0);
+    assert_int_equal(n, qend + check_soa(out, n, qend, 3600));
+    ldns_pkt *pkt = ldns_parse(out, n);
+    assert_int_equal(ldns_pkt_get_rcode(pkt), LDNS_RCODE_NOERROR);
+    assert_int_equal(ldns_pkt_ancount(pkt), 0);
+    ldns_check_soa(pkt, 3600);
+    ldns_pkt_free(pkt);
+}
+
+/* The OPT at the end of out carries exactly one option: EDE INFO-CODE 15 with this text. */
+static void check_ede(const uint8_t *out, size_t n, const char *text, size_t tlen)
+{
+    assert_true(n >= 11 + 6 + tlen);
+    const uint8_t *o = out + n - (11 + 6 + tlen);
+    assert_int_equal(o[0], 0); /* root owner */
+    assert_int_equal(get16(o + 1), TYPE_OPT);
+    assert_int_equal(o[5], 0); /* no extended rcode bits */
+    assert_int_equal(o[6], 0); /* version 0 */
+    assert_int_equal(get16(o + 9), 6 + tlen);
+    assert_int_equal(get16(o + 11), 15); /* option: Extended DNS Error */
+    assert_int_equal(get16(o + 13), 2 + tlen);
+    assert_int_equal(get16(o + 15), 15); /* INFO-CODE 15: Blocked */
+    assert_memory_equal(o + 17, text, tlen);
+
+    ldns_pkt *pkt = ldns_parse(out, n);
+    assert_true(ldns_pkt_edns(pkt));
+    ldns_edns_option_list *opts = ldns_pkt_edns_get_option_list(pkt);
+    assert_non_null(opts);
+    assert_int_equal(ldns_edns_option_list_get_count(opts), 1);
+    ldns_edns_option *ede = ldns_edns_option_list_get_option(opts, 0);
+    assert_int_equal(ldns_edns_get_code(ede), 15);
+    assert_int_equal(ldns_edns_get_size(ede), 2 + tlen);
+    const uint8_t *d = ldns_edns_get_data(ede);
+    assert_int_equal(get16(d), 15);
+    assert_memory_equal(d + 2, text, tlen);
+    ldns_pkt_free(pkt);
+}
+
+static void test_block_edns_ede(void **state)
+{
+    (void)state;
+    const char *text = "telemetry: xiaomi (data.mistat.xiaomi.com)";
+    static const struct {
+        enum dnsmsg_block_mode mode;
+        uint16_t qtype;
+        unsigned rcode;
+        uint16_t an, ns;
+    } modes[] = {
+        {DNSMSG_BLOCK_NXDOMAIN, TYPE_A, RCODE_NXDOMAIN, 0, 1},
+        {DNSMSG_BLOCK_NULL, TYPE_A, RCODE_NOERROR, 1, 0},
+        {DNSMSG_BLOCK_NULL, TYPE_AAAA, RCODE_NOERROR, 1, 0},
+        {DNSMSG_BLOCK_NULL, 16, RCODE_NOERROR, 0, 1},
+        {DNSMSG_BLOCK_REFUSED, TYPE_A, RCODE_REFUSED, 0, 0},
+        {DNSMSG_BLOCK_NODATA, TYPE_A, RCODE_NOERROR, 0, 1},
+    };
+    for (size_t i = 0; i < sizeof modes / sizeof *modes; i++) {
+        struct dnsmsg_query q;
+        block_query(&q, "Data.Mistat.Xiaomi.com", modes[i].qtype, true);
+        uint8_t out[DNSMSG_SMALL_MAX];
+        size_t n = dnsmsg_block_reply(&q, modes[i].mode, 300, text, out, sizeof out);
+        size_t qend = check_block_header(&q, out, modes[i].rcode, modes[i].an, modes[i].ns, 1);
+        check_ede(out, n, text, strlen(text));
+        if (modes[i].ns)
+            check_soa(out, n, qend, 300);
+
+        /* The same without EDNS: no OPT, nothing else changes. */
+        block_query(&q, "Data.Mistat.Xiaomi.com", modes[i].qtype, false);
+        size_t m = dnsmsg_block_reply(&q, modes[i].mode, 300, text, out, sizeof out);
+        check_block_header(&q, out, modes[i].rcode, modes[i].an, modes[i].ns, 0);
+        assert_int_equal(m, n - (11 + 6 + strlen(text)));
+        ldns_pkt *pkt = ldns_parse(out, m);
+        assert_false(ldns_pkt_edns(pkt));
+        ldns_pkt_free(pkt);
+    }
+}
+
+static void test_block_ede_text_cut(void **state)
+{
+    (void)state;
+    char text[300];
+    memset(text, 'x', sizeof text - 1);
+    text[sizeof text - 1] = '\0';
+    text[DNSMSG_EDE_TEXT_MAX - 1] = 'y'; /* the last byte kept */
+    text[DNSMSG_EDE_TEXT_MAX] = 'z';     /* the first byte cut */
+    struct dnsmsg_query q;
+    block_query(&q, "a-rather-long-label-for-a-blocked-name.tracking.example.com", TYPE_A, true);
+    uint8_t out[DNSMSG_SMALL_MAX];
+    size_t n = dnsmsg_block_reply(&q, DNSMSG_BLOCK_NXDOMAIN, 300, text, out, sizeof out);
+    assert_true(n <= sizeof out);
+    check_ede(out, n, text, DNSMSG_EDE_TEXT_MAX);
+    assert_int_equal(out[n - 1], 'y');
+
+    /* Exactly DNSMSG_EDE_TEXT_MAX bytes are kept whole; a short text is not padded. */
+    text[DNSMSG_EDE_TEXT_MAX] = '\0';
+    n = dnsmsg_block_reply(&q, DNSMSG_BLOCK_NXDOMAIN, 300, text, out, sizeof out);
+    check_ede(out, n, text, DNSMSG_EDE_TEXT_MAX);
+    n = dnsmsg_block_reply(&q, DNSMSG_BLOCK_NXDOMAIN, 300, "ab", out, sizeof out);
+    check_ede(out, n, "ab", 2);
+    n = dnsmsg_block_reply(&q, DNSMSG_BLOCK_NXDOMAIN, 300, "", out, sizeof out);
+    check_ede(out, n, "", 0);
+}
+
+/* ---- CNAME targets of a reply ---- */
+
+struct cnames {
+    unsigned n;
+    unsigned stop_after;
+    uint8_t name[4][DNS_MAX_NAME];
+    size_t len[4];
+};
+
+static bool collect_cname(void *ctx, const uint8_t *name, size_t len)
+{
+    struct cnames *c = ctx;
+    assert_true(c->n < 4);
+    assert_true(len <= DNS_MAX_NAME);
+    memcpy(c->name[c->n], name, len);
+    c->len[c->n] = len;
+    c->n++;
+    return c->stop_after && c->n == c->stop_after;
+}
+
+/* a.example.com CNAME b.example.com CNAME c.b.example.com A 192.0.2.1, all compressed. */
+static void cname_chain_reply(struct pkt *p)
+{
+    header(p, 7, 0x8180, 1, 3, 0, 0);
+    question(p, "a.example.com", TYPE_A); /* "example.com" at offset 14 */
+    put16(p, 0xC00C);
+    put16(p, TYPE_CNAME);
+    put16(p, 1);
+    put32(p, 300);
+    put16(p, 4);
+    size_t t1 = p->n;
+    put8(p, 1);
+    put8(p, 'b');
+    put16(p, 0xC00E); /* -> example.com */
+    put16(p, (uint16_t)(0xC000 | t1));
+    put16(p, TYPE_CNAME);
+    put16(p, 1);
+    put32(p, 300);
+    put16(p, 4);
+    size_t t2 = p->n;
+    put8(p, 1);
+    put8(p, 'c');
+    put16(p, (uint16_t)(0xC000 | t1)); /* -> b.example.com */
+    put16(p, (uint16_t)(0xC000 | t2));
+    put16(p, TYPE_A);
+    put16(p, 1);
+    put32(p, 60);
+    put16(p, 4);
+    put32(p, 0xC0000201);
+}
+
+static void test_reply_cnames_chain(void **state)
+{
+    (void)state;
+    struct pkt p;
+    cname_chain_reply(&p);
+    struct dnsmsg_reply_info info;
+    assert_int_equal(dnsmsg_reply_scan(p.b, p.n, &info), 0);
+    assert_int_equal(info.an, 3);
+    struct cnames c = {0};
+    assert_false(dnsmsg_reply_cnames(p.b, p.n, &info, collect_cname, &c));
+    assert_int_equal(c.n, 2);
+    static const uint8_t b[] = "\1b\7example\3com";
+    static const uint8_t cb[] = "\1c\1b\7example\3com";
+    assert_int_equal(c.len[0], sizeof b);
+    assert_memory_equal(c.name[0], b, sizeof b);
+    assert_int_equal(c.len[1], sizeof cb);
+    assert_memory_equal(c.name[1], cb, sizeof cb);
+
+    /* fn returning true stops the walk and is reported. */
+    struct cnames first = {.stop_after = 1};
+    assert_true(dnsmsg_reply_cnames(p.b, p.n, &info, collect_cname, &first));
+    assert_int_equal(first.n, 1);
+    assert_memory_equal(first.name[0], b, sizeof b);
+}
+
+static void test_reply_cnames_none(void **state)
+{
+    (void)state;
+    struct pkt p;
+    header(&p, 7, 0x8180, 1, 2, 0, 1);
+    question(&p, "plain.example.com", TYPE_A);
+    for (int i = 0; i < 2; i++) {
+        put16(&p, 0xC00C);
+        put16(&p, TYPE_A);
+        put16(&p, 1);
+        put32(&p, 60);
+        put16(&p, 4);
+        put32(&p, 0xC0000201 + (uint32_t)i);
+    }
+    opt(&p, 1232, 0, 0, false);
+    struct dnsmsg_reply_info info;
+    assert_int_equal(dnsmsg_reply_scan(p.b, p.n, &info), 0);
+    struct cnames c = {0};
+    assert_false(dnsmsg_reply_cnames(p.b, p.n, &info, collect_cname, &c));
+    assert_int_equal(c.n, 0);
+
+    /* An NXDOMAIN with only a SOA in the authority section: none either. */
+    struct dnsmsg_query q;
+    block_query(&q, "gone.example.com", TYPE_A, false);
+    uint8_t out[DNSMSG_SMALL_MAX];
+    size_t n = dnsmsg_block_reply(&q, DNSMSG_BLOCK_NXDOMAIN, 300, "x", out, sizeof out);
+    assert_int_equal(dnsmsg_reply_scan(out, n, &info), 0);
+    assert_false(dnsmsg_reply_cnames(out, n, &info, collect_cname, &c));
+    assert_int_equal(c.n, 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -600,6 +1004,16 @@ int main(void)
         cmocka_unit_test(test_client_reply_keeps_ede),
         cmocka_unit_test(test_client_reply_no_records),
         cmocka_unit_test(test_rcode_names),
+        cmocka_unit_test(test_block_nxdomain),
+        cmocka_unit_test(test_block_null_a),
+        cmocka_unit_test(test_block_null_aaaa),
+        cmocka_unit_test(test_block_null_other_type),
+        cmocka_unit_test(test_block_refused),
+        cmocka_unit_test(test_block_nodata),
+        cmocka_unit_test(test_block_edns_ede),
+        cmocka_unit_test(test_block_ede_text_cut),
+        cmocka_unit_test(test_reply_cnames_chain),
+        cmocka_unit_test(test_reply_cnames_none),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
