@@ -865,6 +865,12 @@ static void test_block_ede_text_cut(void **state)
     check_ede(out, n, text, DNSMSG_EDE_TEXT_MAX);
     assert_int_equal(out[n - 1], 'y');
 
+    /* One byte over: cut too. */
+    text[DNSMSG_EDE_TEXT_MAX + 1] = '\0';
+    n = dnsmsg_block_reply(&q, DNSMSG_BLOCK_NXDOMAIN, 300, text, out, sizeof out);
+    check_ede(out, n, text, DNSMSG_EDE_TEXT_MAX);
+    assert_int_equal(out[n - 1], 'y');
+
     /* Exactly DNSMSG_EDE_TEXT_MAX bytes are kept whole; a short text is not padded. */
     text[DNSMSG_EDE_TEXT_MAX] = '\0';
     n = dnsmsg_block_reply(&q, DNSMSG_BLOCK_NXDOMAIN, 300, text, out, sizeof out);
@@ -963,7 +969,7 @@ static void test_reply_cnames_none(void **state)
         put16(&p, 1);
         put32(&p, 60);
         put16(&p, 4);
-        put32(&p, 0xC0000201 + (uint32_t)i);
+        put32(&p, (uint32_t)i); /* 0.0.0.0 reads as a root name: must not be taken for one */
     }
     opt(&p, 1232, 0, 0, false);
     struct dnsmsg_reply_info info;

@@ -162,6 +162,10 @@ static void test_wire_label_with_dot(void **state)
     assert_true(domainset_match_wire(s, two, sizeof two, &hit));
     assert_int_equal(hit.source, 2); /* at the name itself the exact entry is the most specific */
     assert_false(hit.subtree);
+    static const uint8_t x_two[] = "\1x\1a\1b\7example\3com";
+    assert_true(domainset_match_wire(s, x_two, sizeof x_two, &hit));
+    assert_int_equal(hit.source, 3);
+    assert_int_equal(hit.depth, 1);
     /* And below it: "x" + "a.b" + example.com is still not under b.example.com. */
     static const uint8_t below[] = "\1x\3a.b\7example\3com";
     assert_false(domainset_match_wire(s, below, sizeof below, &hit));
@@ -242,6 +246,10 @@ static void test_duplicates(void **state)
     assert_int_equal(hit.source, 4);
     assert_true(hit.subtree);
     assert_int_equal(hit.depth, 1);
+    /* At the name itself the exact entry is reported before the subtree one. */
+    assert_true(match(s, n, &hit));
+    assert_int_equal(hit.source, 1);
+    assert_false(hit.subtree);
     /* Both kinds are now present: adding either again is a duplicate. */
     assert_int_equal(domainset_add(s, n, strlen(n), true, 5), DOMAINSET_DUPLICATE);
     assert_int_equal(domainset_add(s, n, strlen(n), false, 6), DOMAINSET_DUPLICATE);
@@ -254,6 +262,10 @@ static void test_duplicates(void **state)
     assert_int_equal(domainset_add(s, "two.example", 11, false, 9), DOMAINSET_DUPLICATE);
     assert_true(match(s, "a.two.example", &hit));
     assert_int_equal(hit.source, 7);
+    assert_true(hit.subtree);
+    assert_true(match(s, "two.example", &hit));
+    assert_int_equal(hit.source, 8);
+    assert_false(hit.subtree);
     domainset_destroy(s);
 }
 
@@ -354,11 +366,22 @@ static void test_long_and_malformed_wire(void **state)
     static const uint8_t cut[] = "\3www\7example\3com";
     assert_false(domainset_match_wire(s, cut, 6, &hit));
     assert_false(domainset_match_wire(s, cut, 4 + 8 + 2, &hit));
+    /* Bytes past len are not read, even when they would complete a matching name. */
+    struct domainset *com = domainset_create(4, SEED);
+    add(com, "com", true, 5);
+    static const uint8_t full[] = "\7example\3com";
+    assert_true(domainset_match_wire(com, full, sizeof full, &hit));
+    assert_false(domainset_match_wire(com, full, 10, &hit));
+    assert_false(domainset_match_wire(com, full, 11, &hit));
+    domainset_destroy(com);
     /* A label length of 64 and a compression pointer are not plain labels. */
     uint8_t big[70] = {64};
     memset(big + 1, 'w', 64);
     big[65] = 0;
     assert_false(domainset_match_wire(s, big, 66, &hit));
+    /* ... even when the labels after it would match ("www" is a subtree entry). */
+    memcpy(big + 65, "\3www", 5);
+    assert_false(domainset_match_wire(s, big, 70, &hit));
     static const uint8_t ptr[] = "\4deep\xC0\x0C";
     assert_false(domainset_match_wire(s, ptr, sizeof ptr - 1, &hit));
     /* The root and an empty buffer match nothing. */

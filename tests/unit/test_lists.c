@@ -508,6 +508,61 @@ static void test_read_file_empty_and_missing(void **state)
     assert_int_equal(s.calls, 0);
 }
 
+/* Counts lines and checks each against what was written: "n<lineno>.example", or the long line. */
+struct big {
+    unsigned calls;
+    unsigned long_line; /* its line number */
+    size_t long_len;
+    bool ok;
+};
+
+static int check_big(void *ctx, unsigned lineno, const char *line, size_t len)
+{
+    struct big *b = ctx;
+    b->calls++;
+    if (lineno != b->calls)
+        b->ok = false;
+    if (lineno == b->long_line) {
+        if (len != b->long_len || line[0] != 'L' || line[len - 1] != 'L')
+            b->ok = false;
+        return 0;
+    }
+    char want[32];
+    int n = snprintf(want, sizeof want, "n%u.example", lineno);
+    if (len != (size_t)n + 1 || memcmp(line, want, (size_t)n) != 0 || line[n] != '\r')
+        b->ok = false;
+    return 0;
+}
+
+/* A file of several MB: lines cross every read boundary, one line is longer than any buffer. */
+static void test_read_file_large(void **state)
+{
+    (void)state;
+    char path[] = "/tmp/telesink-lists-XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    FILE *f = fdopen(fd, "w");
+    assert_non_null(f);
+    struct big b = {.long_line = 50001, .long_len = 3u << 20, .ok = true};
+    fputs("\xEF\xBB\xBF", f);
+    unsigned lines = 120000;
+    for (unsigned i = 1; i <= lines; i++) {
+        if (i == b.long_line) {
+            fputc('L', f);
+            for (size_t k = 2; k < b.long_len; k++)
+                fputc('x', f);
+            fputs("L\n", f);
+        } else {
+            fprintf(f, "n%u.example\r\n", i);
+        }
+    }
+    assert_int_equal(fclose(f), 0);
+    assert_int_equal(lists_read_file(path, check_big, &b), 0);
+    unlink(path);
+    assert_int_equal(b.calls, lines);
+    assert_true(b.ok);
+}
+
 static void test_category_known(void **state)
 {
     (void)state;
@@ -543,6 +598,7 @@ int main(void)
         cmocka_unit_test(test_read_file_bom_crlf),
         cmocka_unit_test(test_read_file_header_after_bom),
         cmocka_unit_test(test_read_file_empty_and_missing),
+        cmocka_unit_test(test_read_file_large),
         cmocka_unit_test(test_category_known),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
