@@ -213,6 +213,7 @@ struct config *config_create(void)
     c->retention_days = 90;
     c->log_allowed = true;
     c->flush_ms = 1000;
+    c->log_queue = 65536;
     return c;
 }
 
@@ -419,6 +420,14 @@ static int set_log(struct config *c, const char *key, const char *v, char *err, 
             return -1;
         }
         c->flush_ms = (unsigned)n;
+        return 0;
+    }
+    if (strcmp(key, "queue_size") == 0) {
+        if (parse_uint(v, 64, 16777216, &n) < 0) {
+            set_err(err, errlen, "queue_size: '%s' is not 64-16777216", v);
+            return -1;
+        }
+        c->log_queue = (unsigned)n;
         return 0;
     }
     if (strcmp(key, "trusted_forwarders") == 0) {

@@ -70,6 +70,7 @@ struct config {
     bool log_allowed;
     bool anonymize_clients;
     unsigned flush_ms;
+    unsigned log_queue; /* records the serving threads may queue for the writer */
     struct cidr *trusted_forwarders;
     size_t n_trusted_forwarders;
 

@@ -22,6 +22,7 @@
 #include "log.h"
 #include "netaddr.h"
 #include "policy.h"
+#include "qlog.h"
 #include "worker.h"
 
 #ifndef TELESINK_VERSION
@@ -46,6 +47,7 @@ struct daemon_state {
     struct serve_flags flags;
     struct config *cfg;
     struct policy *policy;
+    struct qlog *qlog;
     struct worker **workers;
     unsigned nworkers;
     uv_loop_t *loop;
@@ -217,6 +219,10 @@ static void on_reload(uv_signal_t *h, int signum)
         config_unref(c);
         return;
     }
+    qlog_register_lists(d->qlog, p);
+    qlog_reload(d->qlog, c);
+    if (strcmp(c->db, d->cfg->db) != 0)
+        log_warn("main", "reload: the query log database changes only on restart");
     if (!same_listen(c, d->cfg))
         log_warn("main", "reload: listen addresses change only on restart");
     if (c->threads != d->cfg->threads)
@@ -318,12 +324,23 @@ static int run_serve(struct serve_flags *flags)
         goto out;
 
     signal(SIGPIPE, SIG_IGN);
+    d.qlog = qlog_create(d.cfg, d.nworkers);
+    if (!d.qlog) {
+        log_error("main", "out of memory for the query log queue");
+        goto out;
+    }
+    qlog_register_lists(d.qlog, d.policy);
+    if (qlog_start(d.qlog) < 0) {
+        log_error("main", "cannot start the query log writer");
+        goto out;
+    }
     d.loop = uv_default_loop();
     d.workers = calloc(d.nworkers, sizeof *d.workers);
     if (!d.workers)
         goto out;
     for (unsigned i = 0; i < d.nworkers; i++) {
-        d.workers[i] = worker_create(i, d.cfg, d.policy, addrs, d.cfg->n_listen);
+        d.workers[i] =
+            worker_create(i, d.cfg, d.policy, qlog_ring(d.qlog, i), addrs, d.cfg->n_listen);
         if (!d.workers[i])
             goto out;
     }
@@ -368,6 +385,15 @@ static int run_serve(struct serve_flags *flags)
         worker_stats_add(d.workers[i], &total);
     }
     print_stats(&total);
+    /* Every loop has stopped: the writer drains the queues, commits and closes the file. */
+    qlog_stop(d.qlog);
+    struct qlog_stats qs;
+    qlog_get_stats(d.qlog, &qs);
+    log_info("main",
+             "query log: logged=%llu not_logged=%llu dropped_queue_full=%llu "
+             "dropped_db_fault=%llu",
+             (unsigned long long)qs.logged, (unsigned long long)qs.unlogged,
+             (unsigned long long)qs.dropped_full, (unsigned long long)qs.dropped_fault);
     if (uv_loop_close(d.loop) != 0) {
         log_error("main", "main loop closed with handles still open");
         status = 1;
@@ -379,6 +405,7 @@ out:
         free(d.workers);
     }
     listen_addrs_free(addrs, d.cfg ? d.cfg->n_listen : 0, d.nworkers);
+    qlog_destroy(d.qlog);
     config_unref(d.cfg);
     policy_unref(d.policy);
     return status;

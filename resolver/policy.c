@@ -418,6 +418,12 @@ const struct policy_list *policy_list(const struct policy *p, uint16_t index)
     return index < p->n_lists ? &p->lists[index] : NULL;
 }
 
+void policy_set_log_id(struct policy *p, uint16_t index, uint32_t log_id)
+{
+    if (index < p->n_lists)
+        p->lists[index].log_id = log_id;
+}
+
 size_t policy_list_count(const struct policy *p)
 {
     return p->n_lists;

@@ -37,6 +37,7 @@ struct policy_list {
     unsigned invalid;     /* lines with a bad name: skipped */
     unsigned unsupported; /* rules we do not support: skipped */
     unsigned breaking;    /* `# breaks:` entries skipped (strict = no) */
+    uint32_t log_id;      /* the query log's id for this list (qlog_register_lists), 0 unset */
 };
 
 struct policy;
@@ -71,6 +72,8 @@ void policy_check_text(const struct policy *p, const char *name, size_t len,
                        struct policy_verdict *v);
 
 const struct policy_list *policy_list(const struct policy *p, uint16_t index);
+/* Set a list's log id; only before the policy is shared with other threads. */
+void policy_set_log_id(struct policy *p, uint16_t index, uint32_t log_id);
 size_t policy_list_count(const struct policy *p);
 size_t policy_blocked_names(const struct policy *p);
 size_t policy_allowed_names(const struct policy *p);

@@ -235,8 +235,11 @@ static void pend_finish(struct pend *p, int status, const uint8_t *reply, size_t
         u->stats->failed++;
     else
         u->stats->answered++;
+    const struct sockaddr *server =
+        status == 0 ? (const struct sockaddr *)&p->servers->addr[p->server] : NULL;
     while (w) {
         struct upstream_waiter *next = w->next;
+        w->server = server;
         w->done(w, status, reply, len, info);
         w = next;
     }

@@ -45,6 +45,8 @@ struct upstream_stats {
  */
 struct upstream_waiter {
     struct upstream_waiter *next;
+    /* Set before done() is called: the server that answered (NULL on failure). */
+    const struct sockaddr *server;
     void (*done)(struct upstream_waiter *w, int status, const uint8_t *reply, size_t len,
                  const struct dnsmsg_reply_info *info);
 };

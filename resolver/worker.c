@@ -5,7 +5,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
+#include "clients.h"
+#include "db.h"
 #include "dnsmsg.h"
 #include "log.h"
 #include "netaddr.h"
@@ -32,8 +35,16 @@ struct worker {
     int loop_close_rc;
     struct listen *listen;
     struct upstream *upstream;
+    struct qlog_ring *qlog; /* this loop's queue to the log writer; NULL: no log */
     struct worker_stats stats;
     uint8_t answer[2 + DNS_MAX_UDP]; /* scratch for building one answer */
+};
+
+/* A query being answered: its question, who asked, and since when. */
+struct ask {
+    struct dnsmsg_query q;
+    struct qlog_client client;
+    uint64_t start_ns; /* uv_hrtime() when it arrived */
 };
 
 /* A forwarded query: lives from upstream_resolve() until its answer is sent or dropped. */
@@ -41,16 +52,94 @@ struct query {
     struct upstream_waiter waiter; /* first: the upstream callback gets this pointer */
     struct worker *w;
     struct listen_origin origin;
-    struct dnsmsg_query q;
+    struct ask a;
 };
 
-static bool client_allowed(const struct config *cfg, const struct sockaddr *peer)
+static bool in_cidrs(const struct cidr *v, size_t n, const struct sockaddr *peer)
 {
-    for (size_t i = 0; i < cfg->n_allow; i++) {
-        if (cidr_contains(&cfg->allow[i], peer))
+    for (size_t i = 0; i < n; i++) {
+        if (cidr_contains(&v[i], peer))
             return true;
     }
     return false;
+}
+
+/*
+ * Who is asking: the packet's source, or, when that is a trusted forwarder (a Pi-hole, a
+ * router's dnsmasq), the device it names in EDNS Client Subnet / dnsmasq's add-mac option.
+ * From anyone else those options are ignored. (They are never passed upstream either way.)
+ */
+static void identify(const struct worker *w, const struct listen_origin *from, const uint8_t *pkt,
+                     size_t len, struct ask *a)
+{
+    struct client_id id;
+    const struct sockaddr *peer = (const struct sockaddr *)&from->peer;
+    clients_from_source(peer, &id);
+    if (a->q.edns && in_cidrs(w->cfg->trusted_forwarders, w->cfg->n_trusted_forwarders, peer))
+        clients_from_edns(pkt, len, &a->q, &id);
+    struct qlog_client *c = &a->client;
+    memset(c, 0, sizeof *c);
+    const struct sockaddr *sa = (const struct sockaddr *)&id.addr;
+    if (sa->sa_family == AF_INET6) {
+        const uint8_t *b = ((const struct sockaddr_in6 *)sa)->sin6_addr.s6_addr;
+        static const uint8_t mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+        if (memcmp(b, mapped, 12) == 0 && id.prefix == 128) {
+            c->family = AF_INET;
+            memcpy(c->addr, b + 12, 4);
+            c->prefix = 32;
+        } else {
+            c->family = AF_INET6;
+            memcpy(c->addr, b, 16);
+            c->prefix = id.prefix;
+        }
+    } else {
+        c->family = AF_INET;
+        memcpy(c->addr, &((const struct sockaddr_in *)sa)->sin_addr, 4);
+        c->prefix = id.prefix;
+    }
+    c->has_mac = id.has_mac;
+    memcpy(c->mac, id.mac, 6);
+    c->from_edns = id.from_edns;
+}
+
+/* Hand the query to the log writer (never waits: a full queue drops and counts it). */
+static void log_query(struct worker *w, const struct ask *a, uint8_t status, unsigned rcode,
+                      uint32_t list, uint8_t flags, const struct sockaddr *upstream)
+{
+    if (!w->qlog || !a->q.has_question)
+        return;
+    if (!w->cfg->log_allowed && status != DB_BLOCKED) {
+        qlog_count_unlogged(w->qlog);
+        return;
+    }
+    struct qlog_record *r = qlog_reserve(w->qlog);
+    if (!r)
+        return;
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    r->ts_ms = (uint64_t)now.tv_sec * 1000 + (uint64_t)now.tv_nsec / 1000000;
+    uint64_t took = (uv_hrtime() - a->start_ns) / 1000;
+    r->duration_us = took > UINT32_MAX ? UINT32_MAX : (uint32_t)took;
+    r->list = list;
+    r->qtype = a->q.qtype;
+    r->rcode = (uint16_t)rcode;
+    r->status = status;
+    r->flags = (uint8_t)(flags | (a->client.from_edns ? DB_FLAG_FORWARDED : 0));
+    r->client = a->client;
+    r->upstream_family = 0;
+    if (upstream && upstream->sa_family == AF_INET) {
+        const struct sockaddr_in *sin = (const struct sockaddr_in *)upstream;
+        r->upstream_family = AF_INET;
+        memcpy(r->upstream, &sin->sin_addr, 4);
+        r->upstream_port = ntohs(sin->sin_port);
+    } else if (upstream && upstream->sa_family == AF_INET6) {
+        const struct sockaddr_in6 *sin6 = (const struct sockaddr_in6 *)upstream;
+        r->upstream_family = AF_INET6;
+        memcpy(r->upstream, &sin6->sin6_addr, 16);
+        r->upstream_port = ntohs(sin6->sin6_port);
+    }
+    qlog_set_name(r, a->q.qname, a->q.qname_len);
+    qlog_commit(w->qlog);
 }
 
 static void answer_error(struct worker *w, const struct listen_origin *from,
@@ -71,10 +160,10 @@ static void update_free(struct update *u)
 }
 
 /* The lists' answer: the configured mode (canaries: always NXDOMAIN), naming the list. */
-static void answer_blocked(struct worker *w, const struct listen_origin *from,
-                           const struct dnsmsg_query *q, const struct policy_verdict *v,
-                           bool via_cname)
+static void answer_blocked(struct worker *w, const struct listen_origin *from, const struct ask *a,
+                           const struct policy_verdict *v, bool via_cname)
 {
+    const struct dnsmsg_query *q = &a->q;
     const struct policy_list *l = policy_list(w->policy, v->list);
     enum dnsmsg_block_mode mode =
         l->always_nxdomain ? DNSMSG_BLOCK_NXDOMAIN : w->cfg->blocking_mode;
@@ -87,10 +176,16 @@ static void answer_blocked(struct worker *w, const struct listen_origin *from,
     size_t n = dnsmsg_block_reply(q, mode, w->cfg->block_ttl, text, w->answer, sizeof w->answer);
     if (n > 0)
         listen_respond(from, w->answer, n);
+    static const unsigned mode_rcode[] = {[DNSMSG_BLOCK_NXDOMAIN] = RCODE_NXDOMAIN,
+                                          [DNSMSG_BLOCK_NULL] = RCODE_NOERROR,
+                                          [DNSMSG_BLOCK_REFUSED] = RCODE_REFUSED,
+                                          [DNSMSG_BLOCK_NODATA] = RCODE_NOERROR};
+    log_query(w, a, DB_BLOCKED, mode_rcode[mode], l->log_id, via_cname ? DB_FLAG_VIA_CNAME : 0,
+              NULL);
     if (log_enabled(LOG_DEBUG)) {
-        char a[NETADDR_STRLEN];
-        netaddr_format((const struct sockaddr *)&from->peer, false, a, sizeof a);
-        log_debug("worker", "%s: %s", a, text);
+        char peer[NETADDR_STRLEN];
+        netaddr_format((const struct sockaddr *)&from->peer, false, peer, sizeof peer);
+        log_debug("worker", "%s: %s", peer, text);
     }
 }
 
@@ -115,48 +210,52 @@ static void query_done(struct upstream_waiter *waiter, int status, const uint8_t
         /* Over UDP: the client's size, but never above ours (no fragments, no amplification). */
         size_t limit = DNS_MAX_UDP;
         if (qr->origin.udp)
-            limit = qr->q.udp_size < DNSMSG_EDNS_SIZE ? qr->q.udp_size : DNSMSG_EDNS_SIZE;
+            limit = qr->a.q.udp_size < DNSMSG_EDNS_SIZE ? qr->a.q.udp_size : DNSMSG_EDNS_SIZE;
         size_t n = 0;
         /* CNAME cloaking: a tracker hidden behind a first-party name is still blocked. */
         struct cname_check cc = {.policy = w->policy};
         if (status == 0 && info->an > 0 &&
             dnsmsg_reply_cnames(reply, len, info, cname_blocked, &cc)) {
-            answer_blocked(w, &qr->origin, &qr->q, &cc.verdict, true);
+            answer_blocked(w, &qr->origin, &qr->a, &cc.verdict, true);
             listen_release(&qr->origin);
             free(qr);
             return;
         }
         if (status == 0)
-            n = dnsmsg_client_reply(&qr->q, reply, len, info, limit, w->answer, sizeof w->answer);
+            n = dnsmsg_client_reply(&qr->a.q, reply, len, info, limit, w->answer, sizeof w->answer);
         if (n > 0) {
             listen_respond(&qr->origin, w->answer, n);
+            unsigned rcode = info->rcode > 15 && !qr->a.q.edns ? RCODE_SERVFAIL : info->rcode;
+            log_query(w, &qr->a, DB_FORWARDED, rcode, 0, 0, waiter->server);
         } else {
             w->stats.servfail++;
-            answer_error(w, &qr->origin, &qr->q, RCODE_SERVFAIL);
+            answer_error(w, &qr->origin, &qr->a.q, RCODE_SERVFAIL);
+            log_query(w, &qr->a, DB_FAILED, RCODE_SERVFAIL, 0, 0, NULL);
         }
     }
     listen_release(&qr->origin);
     free(qr);
 }
 
-static void forward(struct worker *w, const struct listen_origin *from,
-                    const struct dnsmsg_query *q)
+static void forward(struct worker *w, const struct listen_origin *from, const struct ask *a)
 {
     struct query *qr = malloc(sizeof *qr);
     if (!qr) {
         w->stats.servfail++;
-        answer_error(w, from, q, RCODE_SERVFAIL);
+        answer_error(w, from, &a->q, RCODE_SERVFAIL);
+        log_query(w, a, DB_FAILED, RCODE_SERVFAIL, 0, 0, NULL);
         return;
     }
     qr->w = w;
     qr->waiter.done = query_done;
-    qr->q = *q;
+    qr->a = *a;
     listen_hold(from, &qr->origin);
     w->stats.forwarded++;
-    int rc = upstream_resolve(w->upstream, &qr->q, &qr->waiter);
+    int rc = upstream_resolve(w->upstream, &qr->a.q, &qr->waiter);
     if (rc < 0) {
         w->stats.servfail++;
-        answer_error(w, from, q, RCODE_SERVFAIL);
+        answer_error(w, from, &a->q, RCODE_SERVFAIL);
+        log_query(w, a, DB_FAILED, RCODE_SERVFAIL, 0, 0, NULL);
         listen_release(&qr->origin);
         free(qr);
     }
@@ -165,49 +264,54 @@ static void forward(struct worker *w, const struct listen_origin *from,
 static void on_query(void *ctx, const struct listen_origin *from, const uint8_t *pkt, size_t len)
 {
     struct worker *w = ctx;
-    struct dnsmsg_query q;
+    struct ask a;
     w->stats.queries++;
-    enum dnsmsg_verdict v = dnsmsg_parse_query(pkt, len, &q);
+    enum dnsmsg_verdict v = dnsmsg_parse_query(pkt, len, &a.q);
     if (v == DNSMSG_DROP) {
         w->stats.dropped++;
         return;
     }
+    a.start_ns = uv_hrtime();
+    if (v == DNSMSG_OK)
+        identify(w, from, pkt, len, &a); /* only well-formed questions are logged */
     /* Strangers get REFUSED whatever they sent, and nothing is forwarded for them. */
-    if (!client_allowed(w->cfg, (const struct sockaddr *)&from->peer)) {
+    if (!in_cidrs(w->cfg->allow, w->cfg->n_allow, (const struct sockaddr *)&from->peer)) {
         w->stats.refused++;
         if (log_enabled(LOG_DEBUG)) {
-            char a[NETADDR_STRLEN];
-            netaddr_format((const struct sockaddr *)&from->peer, false, a, sizeof a);
-            log_debug("worker", "refused %s: not in allow", a);
+            char text[NETADDR_STRLEN];
+            netaddr_format((const struct sockaddr *)&from->peer, false, text, sizeof text);
+            log_debug("worker", "refused %s: not in allow", text);
         }
-        answer_error(w, from, &q, RCODE_REFUSED);
+        answer_error(w, from, &a.q, RCODE_REFUSED);
+        if (v == DNSMSG_OK)
+            log_query(w, &a, DB_REFUSED, RCODE_REFUSED, 0, 0, NULL);
         return;
     }
     switch (v) {
     case DNSMSG_OK: {
         struct policy_verdict pv;
-        policy_check(w->policy, q.qname, q.qname_len, &pv);
+        policy_check(w->policy, a.q.qname, a.q.qname_len, &pv);
         if (pv.blocked)
-            answer_blocked(w, from, &q, &pv, false);
+            answer_blocked(w, from, &a, &pv, false);
         else
-            forward(w, from, &q);
+            forward(w, from, &a);
         return;
     }
     case DNSMSG_FORMERR:
         w->stats.formerr++;
-        answer_error(w, from, &q, RCODE_FORMERR);
+        answer_error(w, from, &a.q, RCODE_FORMERR);
         return;
     case DNSMSG_NOTIMP:
         w->stats.notimp++;
-        answer_error(w, from, &q, RCODE_NOTIMP);
+        answer_error(w, from, &a.q, RCODE_NOTIMP);
         return;
     case DNSMSG_BADVERS:
         w->stats.badvers++;
-        answer_error(w, from, &q, RCODE_BADVERS);
+        answer_error(w, from, &a.q, RCODE_BADVERS);
         return;
     case DNSMSG_REFUSED:
         w->stats.refused++;
-        answer_error(w, from, &q, RCODE_REFUSED);
+        answer_error(w, from, &a.q, RCODE_REFUSED);
         return;
     case DNSMSG_DROP:
         break;
@@ -262,12 +366,13 @@ static void on_wakeup(uv_async_t *a)
 }
 
 struct worker *worker_create(unsigned index, struct config *cfg, struct policy *policy,
-                             struct listen_addr *addrs, size_t n_addrs)
+                             struct qlog_ring *qlog, struct listen_addr *addrs, size_t n_addrs)
 {
     struct worker *w = calloc(1, sizeof *w);
     if (!w)
         return NULL;
     w->index = index;
+    w->qlog = qlog;
     int rc = uv_loop_init(&w->loop);
     if (rc < 0) {
         log_error("worker", "loop: %s", uv_strerror(rc));

@@ -14,6 +14,7 @@
 #include "config.h"
 #include "listen.h"
 #include "policy.h"
+#include "qlog.h"
 #include "upstream.h"
 
 struct worker_stats {
@@ -35,10 +36,11 @@ struct worker;
 
 /*
  * A worker for loop `index` using the sockets bound in addrs (their fds are taken). Takes a
- * reference on cfg and on policy. Returns NULL on failure (logged).
+ * reference on cfg and on policy. Queries are logged through qlog (may be NULL). Returns NULL
+ * on failure (logged).
  */
 struct worker *worker_create(unsigned index, struct config *cfg, struct policy *policy,
-                             struct listen_addr *addrs, size_t n_addrs);
+                             struct qlog_ring *qlog, struct listen_addr *addrs, size_t n_addrs);
 /* Run the loop in a new thread. Returns 0 or a negative errno. */
 int worker_start(struct worker *w);
 /* From any thread: use cfg and policy (references are taken) for queries from now on. */

@@ -1,0 +1,407 @@
+#include "db.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+enum stmt {
+    S_INSERT,
+    S_DOMAIN_GET,
+    S_DOMAIN_ADD,
+    S_CLIENT_GET,
+    S_CLIENT_ADD,
+    S_LIST_GET,
+    S_LIST_ADD,
+    S_UPSTREAM_GET,
+    S_UPSTREAM_ADD,
+    S_COUNT,
+    S_EXPIRE,
+    S_BEGIN,
+    S_COMMIT,
+    S_ROLLBACK,
+    S_MAX,
+};
+
+static const char *const stmt_sql[S_MAX] = {
+    [S_INSERT] = "INSERT INTO log(id, client, domain, qtype, status, list, rcode, upstream, "
+                 "duration, flags) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+    [S_DOMAIN_GET] = "SELECT id FROM domains WHERE name = ?1",
+    [S_DOMAIN_ADD] = "INSERT INTO domains(name) VALUES (?1)",
+    [S_CLIENT_GET] = "SELECT id FROM clients WHERE addr = ?1 AND mac = ?2 AND name = ?3",
+    [S_CLIENT_ADD] = "INSERT INTO clients(addr, mac, name) VALUES (?1, ?2, ?3)",
+    [S_LIST_GET] = "SELECT id FROM lists WHERE name = ?1 AND vendor = ?2 AND category = ?3",
+    [S_LIST_ADD] = "INSERT INTO lists(name, vendor, category) VALUES (?1, ?2, ?3)",
+    [S_UPSTREAM_GET] = "SELECT id FROM upstreams WHERE addr = ?1",
+    [S_UPSTREAM_ADD] = "INSERT INTO upstreams(addr) VALUES (?1)",
+    [S_COUNT] = "INSERT INTO counters(hour, queries, logged, not_logged, dropped) "
+                "VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT(hour) DO UPDATE SET "
+                "queries = queries + excluded.queries, logged = logged + excluded.logged, "
+                "not_logged = not_logged + excluded.not_logged, "
+                "dropped = dropped + excluded.dropped",
+    [S_EXPIRE] = "DELETE FROM log WHERE id < ?1 AND id <= "
+                 "COALESCE((SELECT id FROM log ORDER BY id LIMIT 1 OFFSET ?2), ?1)",
+    [S_BEGIN] = "BEGIN IMMEDIATE",
+    [S_COMMIT] = "COMMIT",
+    [S_ROLLBACK] = "ROLLBACK",
+};
+
+struct db {
+    sqlite3 *conn;
+    sqlite3_stmt *st[S_MAX];
+    int64_t last_id;
+};
+
+/* Version 1: the first released schema. Later versions add a step each (see db_migrate). */
+static const char schema_v1[] =
+    "CREATE TABLE domains (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE);"
+    "CREATE TABLE clients (id INTEGER PRIMARY KEY, addr TEXT NOT NULL, mac TEXT NOT NULL, "
+    "  name TEXT NOT NULL, UNIQUE(addr, mac, name));"
+    "CREATE TABLE lists (id INTEGER PRIMARY KEY, name TEXT NOT NULL, vendor TEXT NOT NULL, "
+    "  category TEXT NOT NULL, UNIQUE(name, vendor, category));"
+    "CREATE TABLE upstreams (id INTEGER PRIMARY KEY, addr TEXT NOT NULL UNIQUE);"
+    "CREATE TABLE qtypes (id INTEGER PRIMARY KEY, name TEXT NOT NULL);"
+    "CREATE TABLE rcodes (id INTEGER PRIMARY KEY, name TEXT NOT NULL);"
+    "CREATE TABLE statuses (id INTEGER PRIMARY KEY, name TEXT NOT NULL);"
+    /* id = (unix milliseconds << 10) | sequence: time order without an index on time. */
+    "CREATE TABLE log (id INTEGER PRIMARY KEY, client INTEGER NOT NULL, "
+    "  domain INTEGER NOT NULL, qtype INTEGER NOT NULL, status INTEGER NOT NULL, list INTEGER, "
+    "  rcode INTEGER NOT NULL, upstream INTEGER, duration INTEGER NOT NULL, "
+    "  flags INTEGER NOT NULL DEFAULT 0);"
+    "CREATE TABLE counters (hour INTEGER PRIMARY KEY, queries INTEGER NOT NULL DEFAULT 0, "
+    "  logged INTEGER NOT NULL DEFAULT 0, not_logged INTEGER NOT NULL DEFAULT 0, "
+    "  dropped INTEGER NOT NULL DEFAULT 0);"
+    "INSERT INTO statuses VALUES (1,'blocked'),(2,'forwarded'),(3,'cached'),(4,'refused'),"
+    "  (5,'failed');"
+    "INSERT INTO rcodes VALUES (0,'NOERROR'),(1,'FORMERR'),(2,'SERVFAIL'),(3,'NXDOMAIN'),"
+    "  (4,'NOTIMP'),(5,'REFUSED'),(6,'YXDOMAIN'),(7,'YXRRSET'),(8,'NXRRSET'),(9,'NOTAUTH'),"
+    "  (10,'NOTZONE'),(16,'BADVERS'),(23,'BADCOOKIE');"
+    "INSERT INTO qtypes VALUES (1,'A'),(2,'NS'),(5,'CNAME'),(6,'SOA'),(12,'PTR'),(13,'HINFO'),"
+    "  (15,'MX'),(16,'TXT'),(28,'AAAA'),(33,'SRV'),(35,'NAPTR'),(43,'DS'),(46,'RRSIG'),"
+    "  (47,'NSEC'),(48,'DNSKEY'),(50,'NSEC3'),(52,'TLSA'),(64,'SVCB'),(65,'HTTPS'),"
+    "  (99,'SPF'),(255,'ANY'),(257,'CAA');"
+    "CREATE VIEW queries AS SELECT "
+    "  (l.id >> 10) / 1000.0 AS ts, c.addr AS client, NULLIF(c.name, '') AS client_name, "
+    "  NULLIF(c.mac, '') AS client_mac, d.name AS qname, "
+    "  COALESCE(t.name, 'TYPE' || l.qtype) AS qtype, s.name AS status, li.vendor AS vendor, "
+    "  li.name AS list, li.category AS category, COALESCE(r.name, 'RCODE' || l.rcode) AS rcode, "
+    "  u.addr AS upstream, l.duration / 1000.0 AS duration_ms, (l.flags & 1) != 0 AS via_cname "
+    "FROM log l JOIN clients c ON c.id = l.client JOIN domains d ON d.id = l.domain "
+    "  JOIN statuses s ON s.id = l.status LEFT JOIN qtypes t ON t.id = l.qtype "
+    "  LEFT JOIN rcodes r ON r.id = l.rcode LEFT JOIN lists li ON li.id = l.list "
+    "  LEFT JOIN upstreams u ON u.id = l.upstream;"
+    "PRAGMA user_version = 1;";
+
+static int exec(struct db *d, const char *sql, char *err, size_t errlen)
+{
+    char *msg = NULL;
+    int rc = sqlite3_exec(d->conn, sql, NULL, NULL, &msg);
+    if (rc != SQLITE_OK)
+        snprintf(err, errlen, "%s", msg ? msg : sqlite3_errstr(rc));
+    sqlite3_free(msg);
+    return rc;
+}
+
+static int user_version(struct db *d, int *version)
+{
+    sqlite3_stmt *st;
+    int rc = sqlite3_prepare_v2(d->conn, "PRAGMA user_version", -1, &st, NULL);
+    if (rc != SQLITE_OK)
+        return rc;
+    rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        *version = sqlite3_column_int(st, 0);
+        rc = SQLITE_OK;
+    }
+    sqlite3_finalize(st);
+    return rc;
+}
+
+/* Bring an existing file up to DB_SCHEMA_VERSION, one version at a time, in one transaction. */
+static int migrate(struct db *d, char *err, size_t errlen)
+{
+    int version = 0;
+    int rc = user_version(d, &version);
+    if (rc != SQLITE_OK) {
+        snprintf(err, errlen, "reading the schema version: %s", sqlite3_errmsg(d->conn));
+        return rc;
+    }
+    if (version == DB_SCHEMA_VERSION)
+        return SQLITE_OK;
+    if (version > DB_SCHEMA_VERSION) {
+        snprintf(err, errlen, "schema version %d is newer than this telesink (%d)", version,
+                 DB_SCHEMA_VERSION);
+        return SQLITE_ERROR;
+    }
+    if ((rc = exec(d, "BEGIN IMMEDIATE", err, errlen)) != SQLITE_OK)
+        return rc;
+    if (version == 0)
+        rc = exec(d, schema_v1, err, errlen);
+    /* version 1 -> 2 goes here when the schema changes. */
+    if (rc != SQLITE_OK) {
+        sqlite3_exec(d->conn, "ROLLBACK", NULL, NULL, NULL);
+        return rc;
+    }
+    return exec(d, "COMMIT", err, errlen);
+}
+
+/* Create the file ourselves so that it gets mode 0640 (SQLite would use 0644). */
+static int create_file(const char *path)
+{
+    int fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0640);
+    if (fd < 0)
+        return errno == EEXIST ? 0 : -errno;
+    fchmod(fd, 0640); /* whatever the umask */
+    close(fd);
+    return 0;
+}
+
+void db_close(struct db *d)
+{
+    if (!d)
+        return;
+    for (int i = 0; i < S_MAX; i++)
+        sqlite3_finalize(d->st[i]);
+    sqlite3_close_v2(d->conn);
+    free(d);
+}
+
+struct db *db_open(const char *path, unsigned busy_timeout_ms, int *rc, char *err, size_t errlen)
+{
+    struct db *d = calloc(1, sizeof *d);
+    if (!d) {
+        *rc = SQLITE_NOMEM;
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    int e = create_file(path);
+    if (e < 0) {
+        *rc = SQLITE_CANTOPEN;
+        snprintf(err, errlen, "%s: %s", path, strerror(-e));
+        free(d);
+        return NULL;
+    }
+    *rc = sqlite3_open_v2(path, &d->conn, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL);
+    if (*rc != SQLITE_OK) {
+        snprintf(err, errlen, "%s: %s", path, d->conn ? sqlite3_errmsg(d->conn) : "cannot open");
+        db_close(d);
+        return NULL;
+    }
+    sqlite3_extended_result_codes(d->conn, 0);
+    sqlite3_busy_timeout(d->conn, (int)busy_timeout_ms);
+    /* WAL: readers (report, sqlite3) never block the writer; NORMAL: a crash of this process
+     * loses nothing committed, a power loss at most the last transactions. */
+    if ((*rc = exec(d,
+                    "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; "
+                    "PRAGMA journal_size_limit = 16777216; PRAGMA foreign_keys = OFF;",
+                    err, errlen)) != SQLITE_OK ||
+        (*rc = migrate(d, err, errlen)) != SQLITE_OK) {
+        db_close(d);
+        return NULL;
+    }
+    for (int i = 0; i < S_MAX; i++) {
+        *rc = sqlite3_prepare_v3(d->conn, stmt_sql[i], -1, SQLITE_PREPARE_PERSISTENT, &d->st[i],
+                                 NULL);
+        if (*rc != SQLITE_OK) {
+            snprintf(err, errlen, "preparing statements: %s", sqlite3_errmsg(d->conn));
+            db_close(d);
+            return NULL;
+        }
+    }
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(d->conn, "SELECT max(id) FROM log", -1, &st, NULL) == SQLITE_OK) {
+        if (sqlite3_step(st) == SQLITE_ROW)
+            d->last_id = sqlite3_column_int64(st, 0);
+        sqlite3_finalize(st);
+    }
+    *rc = SQLITE_OK;
+    return d;
+}
+
+int db_check(struct db *d, char *err, size_t errlen)
+{
+    sqlite3_stmt *st;
+    int rc = sqlite3_prepare_v2(d->conn, "PRAGMA quick_check", -1, &st, NULL);
+    if (rc != SQLITE_OK) {
+        snprintf(err, errlen, "%s", sqlite3_errmsg(d->conn));
+        return rc;
+    }
+    rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        const char *res = (const char *)sqlite3_column_text(st, 0);
+        if (res && strcmp(res, "ok") == 0) {
+            rc = SQLITE_OK;
+        } else {
+            snprintf(err, errlen, "quick_check: %s", res ? res : "?");
+            rc = SQLITE_CORRUPT;
+        }
+    } else {
+        snprintf(err, errlen, "%s", sqlite3_errmsg(d->conn));
+    }
+    sqlite3_finalize(st);
+    return rc;
+}
+
+/* Run a statement to completion; SQLITE_OK or the error. The statement is reset. */
+static int run(sqlite3_stmt *st)
+{
+    int rc = sqlite3_step(st);
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+    return rc == SQLITE_DONE || rc == SQLITE_ROW ? SQLITE_OK : rc;
+}
+
+int db_begin(struct db *d)
+{
+    return run(d->st[S_BEGIN]);
+}
+
+int db_commit(struct db *d)
+{
+    return run(d->st[S_COMMIT]);
+}
+
+void db_rollback(struct db *d)
+{
+    if (!sqlite3_get_autocommit(d->conn))
+        run(d->st[S_ROLLBACK]);
+}
+
+/* SELECT then INSERT: ids of the small tables. The caller caches them. */
+static int64_t get_or_add(struct db *d, enum stmt get, enum stmt add, const char *const *v,
+                          const int *len, int n, int *rc)
+{
+    sqlite3_stmt *g = d->st[get];
+    for (int i = 0; i < n; i++)
+        sqlite3_bind_text(g, i + 1, v[i], len[i], SQLITE_STATIC);
+    int step = sqlite3_step(g);
+    int64_t id = step == SQLITE_ROW ? sqlite3_column_int64(g, 0) : 0;
+    sqlite3_reset(g);
+    sqlite3_clear_bindings(g);
+    if (step != SQLITE_ROW && step != SQLITE_DONE) {
+        *rc = step;
+        return 0;
+    }
+    if (id > 0) {
+        *rc = SQLITE_OK;
+        return id;
+    }
+    sqlite3_stmt *a = d->st[add];
+    for (int i = 0; i < n; i++)
+        sqlite3_bind_text(a, i + 1, v[i], len[i], SQLITE_STATIC);
+    *rc = run(a);
+    return *rc == SQLITE_OK ? sqlite3_last_insert_rowid(d->conn) : 0;
+}
+
+int64_t db_domain_id(struct db *d, const char *name, size_t len, int *rc)
+{
+    const char *v[] = {name};
+    int l[] = {(int)len};
+    return get_or_add(d, S_DOMAIN_GET, S_DOMAIN_ADD, v, l, 1, rc);
+}
+
+int64_t db_client_id(struct db *d, const char *addr, const char *mac, const char *name, int *rc)
+{
+    const char *v[] = {addr, mac ? mac : "", name ? name : ""};
+    int l[] = {-1, -1, -1};
+    return get_or_add(d, S_CLIENT_GET, S_CLIENT_ADD, v, l, 3, rc);
+}
+
+int64_t db_list_id(struct db *d, const char *name, const char *vendor, const char *category,
+                   int *rc)
+{
+    const char *v[] = {name, vendor, category};
+    int l[] = {-1, -1, -1};
+    return get_or_add(d, S_LIST_GET, S_LIST_ADD, v, l, 3, rc);
+}
+
+int64_t db_upstream_id(struct db *d, const char *addr, int *rc)
+{
+    const char *v[] = {addr};
+    int l[] = {-1};
+    return get_or_add(d, S_UPSTREAM_GET, S_UPSTREAM_ADD, v, l, 1, rc);
+}
+
+int db_insert(struct db *d, const struct db_row *row)
+{
+    int64_t id = (int64_t)(row->ts_ms << 10);
+    if (id <= d->last_id)
+        id = d->last_id + 1; /* same millisecond, or the clock stepped back: keep order */
+    sqlite3_stmt *st = d->st[S_INSERT];
+    sqlite3_bind_int64(st, 1, id);
+    sqlite3_bind_int64(st, 2, row->client);
+    sqlite3_bind_int64(st, 3, row->domain);
+    sqlite3_bind_int(st, 4, row->qtype);
+    sqlite3_bind_int(st, 5, row->status);
+    if (row->list)
+        sqlite3_bind_int64(st, 6, row->list);
+    sqlite3_bind_int(st, 7, row->rcode);
+    if (row->upstream)
+        sqlite3_bind_int64(st, 8, row->upstream);
+    sqlite3_bind_int64(st, 9, row->duration_us);
+    sqlite3_bind_int(st, 10, row->flags);
+    int rc = run(st);
+    if (rc == SQLITE_OK)
+        d->last_id = id;
+    return rc;
+}
+
+int db_count(struct db *d, int64_t hour, uint64_t queries, uint64_t logged, uint64_t not_logged,
+             uint64_t dropped)
+{
+    sqlite3_stmt *st = d->st[S_COUNT];
+    sqlite3_bind_int64(st, 1, hour);
+    sqlite3_bind_int64(st, 2, (int64_t)queries);
+    sqlite3_bind_int64(st, 3, (int64_t)logged);
+    sqlite3_bind_int64(st, 4, (int64_t)not_logged);
+    sqlite3_bind_int64(st, 5, (int64_t)dropped);
+    return run(st);
+}
+
+int db_expire(struct db *d, uint64_t cutoff_ms, int chunk)
+{
+    sqlite3_stmt *st = d->st[S_EXPIRE];
+    int rc = db_begin(d);
+    if (rc != SQLITE_OK)
+        return -rc;
+    sqlite3_bind_int64(st, 1, (int64_t)(cutoff_ms << 10));
+    sqlite3_bind_int(st, 2, chunk - 1);
+    rc = run(st);
+    int deleted = sqlite3_changes(d->conn);
+    if (rc == SQLITE_OK)
+        rc = db_commit(d);
+    if (rc != SQLITE_OK) {
+        db_rollback(d);
+        return -rc;
+    }
+    return deleted;
+}
+
+void db_checkpoint(struct db *d, int64_t wal_limit)
+{
+    int wal_frames = 0, done = 0;
+    sqlite3_wal_checkpoint_v2(d->conn, NULL, SQLITE_CHECKPOINT_PASSIVE, &wal_frames, &done);
+    int64_t wal_bytes = (int64_t)wal_frames * 4096;
+    if (wal_bytes > wal_limit && done == wal_frames) {
+        /* Everything was copied back: start the WAL over so the file shrinks. */
+        sqlite3_wal_checkpoint_v2(d->conn, NULL, SQLITE_CHECKPOINT_TRUNCATE, NULL, NULL);
+    }
+}
+
+int64_t db_size(struct db *d)
+{
+    sqlite3_stmt *st;
+    int64_t size = 0;
+    if (sqlite3_prepare_v2(d->conn,
+                           "SELECT page_count * page_size FROM pragma_page_count(), "
+                           "pragma_page_size()",
+                           -1, &st, NULL) == SQLITE_OK) {
+        if (sqlite3_step(st) == SQLITE_ROW)
+            size = sqlite3_column_int64(st, 0);
+        sqlite3_finalize(st);
+    }
+    return size;
+}

@@ -1,0 +1,879 @@
+#include "qlog.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "clients.h"
+#include "db.h"
+#include "log.h"
+#include "neigh.h"
+
+#define BATCH_MAX       16384
+#define BUSY_TIMEOUT_MS 250
+#define REOPEN_MS       5000
+#define FAULT_LOG_MS    60000
+#define MAINTAIN_MS     60000
+#define EXPIRE_CHUNK    5000
+#define WAL_LIMIT       (64LL << 20)
+#define CACHE_SLOTS     (1u << 17)
+
+/* ---- rings ------------------------------------------------------------------------------- */
+
+/* Single producer (a serving loop), single consumer (the writer). */
+struct qlog_ring {
+    _Alignas(64) _Atomic uint32_t head; /* next slot the producer fills */
+    _Alignas(64) _Atomic uint32_t tail; /* next slot the writer reads */
+    _Alignas(64) _Atomic uint64_t dropped;
+    _Atomic uint64_t unlogged;
+    uint32_t mask;
+    struct qlog *q;
+    struct qlog_record *slots;
+};
+
+/* A list as the log knows it: interned once, never freed before qlog_destroy. */
+struct list_ident {
+    char *name, *vendor, *category;
+    int64_t db_id; /* 0 until written with the current database */
+};
+
+/* string -> id; cleared whole when full or after a rolled-back transaction. */
+struct strmap {
+    char **keys;
+    int64_t *vals;
+    size_t count;
+};
+
+struct hour_count {
+    int64_t hour;
+    uint64_t queries, logged, not_logged, dropped;
+};
+
+struct qlog {
+    struct qlog_ring *rings;
+    unsigned nrings;
+    pthread_t thread;
+    bool started;
+    pthread_mutex_t lock; /* guards cfg, idents, stop */
+    pthread_cond_t wake;
+    bool stop;
+    struct config *cfg;
+    struct list_ident *idents;
+    size_t n_idents;
+
+    /* Writer thread only. */
+    struct db *db;
+    char *path;
+    uint64_t next_open_ms, last_fault_ms, next_maintain_ms;
+    unsigned faults_hidden;
+    bool fault_shown; /* a fault was logged and no recovery since: say when logging resumes */
+    struct strmap domains, clients, upstreams;
+    struct neigh *neigh;
+    uint8_t key[16]; /* keys the client hash (anonymize_clients) */
+    bool have_key;
+    uint64_t seen_dropped[64], seen_unlogged[64]; /* per ring: counts already accounted */
+    struct hour_count pending[4];
+    size_t n_pending;
+    struct qlog_record *batch;
+    _Atomic uint64_t logged, dropped_full, dropped_fault, unlogged;
+};
+
+static uint64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+struct qlog *qlog_create(struct config *cfg, unsigned nrings)
+{
+    if (nrings == 0 || nrings > 64)
+        return NULL;
+    struct qlog *q = calloc(1, sizeof *q);
+    if (!q)
+        return NULL;
+    q->rings = aligned_alloc(64, sizeof *q->rings * nrings);
+    q->batch = malloc(sizeof *q->batch * BATCH_MAX);
+    q->path = strdup(cfg->db);
+    if (!q->rings || !q->batch || !q->path)
+        goto fail;
+    memset(q->rings, 0, sizeof *q->rings * nrings);
+    q->nrings = nrings;
+    /* Split the queue between the rings, each a power of two. */
+    uint32_t per = 1;
+    while (per * 2 <= (uint32_t)(cfg->log_queue / nrings) && per < (1u << 24))
+        per *= 2;
+    for (unsigned i = 0; i < nrings; i++) {
+        struct qlog_ring *r = &q->rings[i];
+        r->q = q;
+        r->mask = per - 1;
+        r->slots = calloc(per, sizeof *r->slots);
+        if (!r->slots)
+            goto fail;
+    }
+    pthread_mutex_init(&q->lock, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&q->wake, &ca);
+    pthread_condattr_destroy(&ca);
+    q->cfg = config_ref(cfg);
+    return q;
+fail:
+    if (q->rings) {
+        for (unsigned i = 0; i < nrings; i++)
+            free(q->rings[i].slots);
+    }
+    free(q->rings);
+    free(q->batch);
+    free(q->path);
+    free(q);
+    return NULL;
+}
+
+struct qlog_ring *qlog_ring(struct qlog *q, unsigned index)
+{
+    return &q->rings[index];
+}
+
+struct qlog_record *qlog_reserve(struct qlog_ring *r)
+{
+    uint32_t head = atomic_load_explicit(&r->head, memory_order_relaxed);
+    uint32_t tail = atomic_load_explicit(&r->tail, memory_order_acquire);
+    if (head - tail > r->mask) {
+        atomic_fetch_add_explicit(&r->dropped, 1, memory_order_relaxed);
+        return NULL;
+    }
+    struct qlog_record *rec = &r->slots[head & r->mask];
+    rec->long_name = NULL;
+    return rec;
+}
+
+bool qlog_has_room(struct qlog_ring *r)
+{
+    uint32_t head = atomic_load_explicit(&r->head, memory_order_relaxed);
+    return head - atomic_load_explicit(&r->tail, memory_order_acquire) <= r->mask;
+}
+
+void qlog_commit(struct qlog_ring *r)
+{
+    uint32_t head = atomic_load_explicit(&r->head, memory_order_relaxed) + 1;
+    atomic_store_explicit(&r->head, head, memory_order_release);
+    /* Wake the writer early when a ring is half full; otherwise it comes every flush_ms. */
+    uint32_t tail = atomic_load_explicit(&r->tail, memory_order_relaxed);
+    if (head - tail == (r->mask + 1) / 2)
+        pthread_cond_signal(&r->q->wake);
+}
+
+void qlog_count_unlogged(struct qlog_ring *r)
+{
+    atomic_fetch_add_explicit(&r->unlogged, 1, memory_order_relaxed);
+}
+
+void qlog_set_name(struct qlog_record *rec, const uint8_t *wire, size_t len)
+{
+    char text[DNS_MAX_NAME + 1];
+    size_t n = 0;
+    for (size_t pos = 0; pos < len && wire[pos] != 0;) {
+        uint8_t l = wire[pos];
+        if (pos + 1u + l > len)
+            break;
+        if (n)
+            text[n++] = '.';
+        for (size_t i = 0; i < l; i++) {
+            uint8_t c = wire[pos + 1 + i];
+            text[n++] = (char)(c >= 'A' && c <= 'Z' ? c + 32 : c);
+        }
+        pos += 1u + l;
+    }
+    if (n == 0)
+        text[n++] = '.'; /* the root */
+    rec->name_len = (uint8_t)n;
+    if (n <= QLOG_NAME_INLINE) {
+        memcpy(rec->name, text, n);
+    } else {
+        rec->long_name = malloc(n); /* rare: names longer than 96 bytes */
+        if (rec->long_name)
+            memcpy(rec->long_name, text, n);
+        else
+            rec->name_len = 0;
+    }
+}
+
+void qlog_register_lists(struct qlog *q, struct policy *p)
+{
+    pthread_mutex_lock(&q->lock);
+    for (size_t i = 0; i < policy_list_count(p); i++) {
+        const struct policy_list *l = policy_list(p, (uint16_t)i);
+        size_t k = 0;
+        for (; k < q->n_idents; k++) {
+            struct list_ident *id = &q->idents[k];
+            if (strcmp(id->name, l->name) == 0 && strcmp(id->vendor, l->vendor) == 0 &&
+                strcmp(id->category, l->category) == 0)
+                break;
+        }
+        if (k == q->n_idents) {
+            struct list_ident *n = realloc(q->idents, (q->n_idents + 1) * sizeof *n);
+            if (!n)
+                break;
+            q->idents = n;
+            struct list_ident *id = &q->idents[q->n_idents];
+            id->name = strdup(l->name);
+            id->vendor = strdup(l->vendor);
+            id->category = strdup(l->category);
+            id->db_id = 0;
+            if (!id->name || !id->vendor || !id->category) {
+                free(id->name);
+                free(id->vendor);
+                free(id->category);
+                break;
+            }
+            q->n_idents++;
+        }
+        policy_set_log_id(p, (uint16_t)i, (uint32_t)k + 1);
+    }
+    pthread_mutex_unlock(&q->lock);
+}
+
+void qlog_reload(struct qlog *q, struct config *cfg)
+{
+    pthread_mutex_lock(&q->lock);
+    struct config *old = q->cfg;
+    q->cfg = config_ref(cfg);
+    pthread_mutex_unlock(&q->lock);
+    config_unref(old);
+}
+
+void qlog_get_stats(struct qlog *q, struct qlog_stats *out)
+{
+    out->logged = atomic_load(&q->logged);
+    out->dropped_full = 0;
+    out->unlogged = 0;
+    for (unsigned i = 0; i < q->nrings; i++) {
+        out->dropped_full += atomic_load(&q->rings[i].dropped);
+        out->unlogged += atomic_load(&q->rings[i].unlogged);
+    }
+    out->dropped_fault = atomic_load(&q->dropped_fault);
+}
+
+/* ---- writer-side helpers ------------------------------------------------------------------ */
+
+static uint64_t strhash(const char *s)
+{
+    uint64_t h = 1469598103934665603ULL;
+    for (; *s; s++)
+        h = (h ^ (unsigned char)*s) * 1099511628211ULL;
+    return h;
+}
+
+static void strmap_clear(struct strmap *m)
+{
+    if (m->keys) {
+        for (size_t i = 0; i < CACHE_SLOTS; i++)
+            free(m->keys[i]);
+        memset(m->keys, 0, CACHE_SLOTS * sizeof *m->keys);
+    }
+    m->count = 0;
+}
+
+static void strmap_free(struct strmap *m)
+{
+    strmap_clear(m);
+    free(m->keys);
+    free(m->vals);
+}
+
+static int64_t *strmap_slot(struct strmap *m, const char *key, bool insert)
+{
+    if (!m->keys) {
+        m->keys = calloc(CACHE_SLOTS, sizeof *m->keys);
+        m->vals = calloc(CACHE_SLOTS, sizeof *m->vals);
+        if (!m->keys || !m->vals)
+            return NULL;
+    }
+    if (insert && m->count * 4 >= CACHE_SLOTS * 3)
+        strmap_clear(m); /* full: start over (ids are re-read from the database) */
+    size_t i = strhash(key) & (CACHE_SLOTS - 1);
+    while (m->keys[i]) {
+        if (strcmp(m->keys[i], key) == 0)
+            return &m->vals[i];
+        i = (i + 1) & (CACHE_SLOTS - 1);
+    }
+    if (!insert)
+        return NULL;
+    m->keys[i] = strdup(key);
+    if (!m->keys[i])
+        return NULL;
+    m->count++;
+    m->vals[i] = 0;
+    return &m->vals[i];
+}
+
+/* SipHash-2-4 (Aumasson, Bernstein): a keyed hash, so anonymised clients cannot be guessed. */
+#define ROTL(x, b) (uint64_t)(((x) << (b)) | ((x) >> (64 - (b))))
+#define SIPROUND                                                                                   \
+    do {                                                                                           \
+        v0 += v1;                                                                                  \
+        v1 = ROTL(v1, 13);                                                                         \
+        v1 ^= v0;                                                                                  \
+        v0 = ROTL(v0, 32);                                                                         \
+        v2 += v3;                                                                                  \
+        v3 = ROTL(v3, 16);                                                                         \
+        v3 ^= v2;                                                                                  \
+        v0 += v3;                                                                                  \
+        v3 = ROTL(v3, 21);                                                                         \
+        v3 ^= v0;                                                                                  \
+        v2 += v1;                                                                                  \
+        v1 = ROTL(v1, 17);                                                                         \
+        v1 ^= v2;                                                                                  \
+        v2 = ROTL(v2, 32);                                                                         \
+    } while (0)
+
+static uint64_t le64(const uint8_t *p)
+{
+    uint64_t v = 0;
+    for (int i = 7; i >= 0; i--)
+        v = v << 8 | p[i];
+    return v;
+}
+
+static uint64_t siphash(const uint8_t key[16], const uint8_t *in, size_t len)
+{
+    uint64_t k0 = le64(key), k1 = le64(key + 8);
+    uint64_t v0 = 0x736f6d6570736575ULL ^ k0, v1 = 0x646f72616e646f6dULL ^ k1;
+    uint64_t v2 = 0x6c7967656e657261ULL ^ k0, v3 = 0x7465646279746573ULL ^ k1;
+    size_t end = len - len % 8;
+    for (size_t i = 0; i < end; i += 8) {
+        uint64_t m = le64(in + i);
+        v3 ^= m;
+        SIPROUND;
+        SIPROUND;
+        v0 ^= m;
+    }
+    uint64_t b = (uint64_t)len << 56;
+    for (size_t i = 0; i < len % 8; i++)
+        b |= (uint64_t)in[end + i] << (8 * i);
+    v3 ^= b;
+    SIPROUND;
+    SIPROUND;
+    v0 ^= b;
+    v2 ^= 0xff;
+    SIPROUND;
+    SIPROUND;
+    SIPROUND;
+    SIPROUND;
+    return v0 ^ v1 ^ v2 ^ v3;
+}
+
+/* The anonymisation key lives beside the database, so hashes stay the same across restarts. */
+static void load_key(struct qlog *q)
+{
+    q->have_key = true;
+    char path[4096];
+    snprintf(path, sizeof path, "%s.key", q->path);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd >= 0) {
+        ssize_t n = read(fd, q->key, sizeof q->key);
+        close(fd);
+        if (n == (ssize_t)sizeof q->key)
+            return;
+    }
+    if (getrandom(q->key, sizeof q->key, 0) != (ssize_t)sizeof q->key)
+        log_warn("qlog", "getrandom failed: client hashes are weak");
+    fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0 || write(fd, q->key, sizeof q->key) != (ssize_t)sizeof q->key)
+        log_warn("qlog", "%s: %s: anonymised client ids will change at restart", path,
+                 strerror(errno));
+    if (fd >= 0)
+        close(fd);
+}
+
+static void hex(const uint8_t *in, size_t n, char *out)
+{
+    static const char digits[] = "0123456789abcdef";
+    for (size_t i = 0; i < n; i++) {
+        out[2 * i] = digits[in[i] >> 4];
+        out[2 * i + 1] = digits[in[i] & 15];
+    }
+    out[2 * n] = '\0';
+}
+
+/* A fault: logged at most once a minute, with how many were not shown. */
+static void fault(struct qlog *q, const char *what, int rc)
+{
+    uint64_t now = mono_ms();
+    if (q->last_fault_ms && now - q->last_fault_ms < FAULT_LOG_MS) {
+        q->faults_hidden++;
+        return;
+    }
+    if (q->faults_hidden)
+        log_error("qlog",
+                  "%s: %s: %s (and %u more faults in the last minute); DNS is not "
+                  "affected, queries are dropped from the log and counted",
+                  q->path, what, sqlite3_errstr(rc), q->faults_hidden);
+    else
+        log_error("qlog",
+                  "%s: %s: %s; DNS is not affected, queries are dropped from the log "
+                  "and counted",
+                  q->path, what, sqlite3_errstr(rc));
+    q->last_fault_ms = now;
+    q->faults_hidden = 0;
+    q->fault_shown = true;
+}
+
+static void forget_ids(struct qlog *q)
+{
+    strmap_clear(&q->domains);
+    strmap_clear(&q->clients);
+    strmap_clear(&q->upstreams);
+    pthread_mutex_lock(&q->lock);
+    for (size_t i = 0; i < q->n_idents; i++)
+        q->idents[i].db_id = 0;
+    pthread_mutex_unlock(&q->lock);
+}
+
+static void close_db(struct qlog *q)
+{
+    db_close(q->db);
+    q->db = NULL;
+    forget_ids(q);
+    q->next_open_ms = mono_ms() + REOPEN_MS;
+}
+
+/* Move a corrupt database (and its WAL and shared memory) aside and start a new one. */
+static void move_aside(struct qlog *q, const char *why)
+{
+    char stamp[32], from[4096], to[4096];
+    time_t t = time(NULL);
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    strftime(stamp, sizeof stamp, "%Y%m%dT%H%M%SZ", &tm);
+    static const char *const suffix[] = {"", "-wal", "-shm"};
+    for (int i = 0; i < 3; i++) {
+        snprintf(from, sizeof from, "%s%s", q->path, suffix[i]);
+        snprintf(to, sizeof to, "%s.corrupt-%s%s", q->path, stamp, suffix[i]);
+        rename(from, to);
+    }
+    log_error("qlog", "%s is corrupt (%s): moved aside to %s.corrupt-%s, starting a new log",
+              q->path, why, q->path, stamp);
+}
+
+static bool is_corrupt(int rc)
+{
+    return rc == SQLITE_CORRUPT || rc == SQLITE_NOTADB;
+}
+
+static void open_db(struct qlog *q)
+{
+    char err[512];
+    int rc;
+    for (int attempt = 0; attempt < 2; attempt++) {
+        q->db = db_open(q->path, BUSY_TIMEOUT_MS, &rc, err, sizeof err);
+        if (q->db && (rc = db_check(q->db, err, sizeof err)) != SQLITE_OK) {
+            db_close(q->db);
+            q->db = NULL;
+        }
+        if (q->db)
+            return;
+        if (!is_corrupt(rc))
+            break;
+        move_aside(q, err);
+    }
+    fault(q, err, rc);
+    q->next_open_ms = mono_ms() + REOPEN_MS;
+}
+
+static struct hour_count *hour_of(struct qlog *q, int64_t hour)
+{
+    for (size_t i = 0; i < q->n_pending; i++) {
+        if (q->pending[i].hour == hour)
+            return &q->pending[i];
+    }
+    if (q->n_pending == sizeof q->pending / sizeof *q->pending) {
+        /* Keep the newest hours; fold the oldest into the next one. */
+        q->pending[1].queries += q->pending[0].queries;
+        q->pending[1].logged += q->pending[0].logged;
+        q->pending[1].not_logged += q->pending[0].not_logged;
+        q->pending[1].dropped += q->pending[0].dropped;
+        memmove(q->pending, q->pending + 1, (q->n_pending - 1) * sizeof *q->pending);
+        q->n_pending--;
+    }
+    struct hour_count *h = &q->pending[q->n_pending++];
+    memset(h, 0, sizeof *h);
+    h->hour = hour;
+    return h;
+}
+
+static void client_text(struct qlog *q, const struct config *cfg, const struct qlog_client *c,
+                        char *addr, size_t addrlen, char *mac, bool *have_mac, uint8_t macb[6])
+{
+    uint8_t plen = c->family == AF_INET ? 4 : 16;
+    *have_mac = c->has_mac;
+    if (c->has_mac)
+        memcpy(macb, c->mac, 6);
+    if (!c->has_mac && !c->from_edns && q->neigh) {
+        /* A LAN client: the kernel knows its MAC when it spoke to us recently. */
+        struct sockaddr_storage ss;
+        memset(&ss, 0, sizeof ss);
+        if (c->family == AF_INET) {
+            struct sockaddr_in *sin = (struct sockaddr_in *)&ss;
+            sin->sin_family = AF_INET;
+            memcpy(&sin->sin_addr, c->addr, 4);
+        } else {
+            struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&ss;
+            sin6->sin6_family = AF_INET6;
+            memcpy(&sin6->sin6_addr, c->addr, 16);
+        }
+        *have_mac = neigh_lookup(q->neigh, (struct sockaddr *)&ss, mono_ms(), macb);
+    }
+    if (cfg->anonymize_clients) {
+        if (!q->have_key)
+            load_key(q);
+        uint8_t buf[18];
+        memcpy(buf, c->addr, plen);
+        buf[plen] = c->prefix;
+        uint64_t h = siphash(q->key, buf, plen + 1u);
+        uint8_t hb[8];
+        memcpy(hb, &h, 8);
+        char hx[17];
+        hex(hb, 8, hx);
+        snprintf(addr, addrlen, "anon-%s", hx);
+        if (*have_mac) {
+            h = siphash(q->key, macb, 6);
+            memcpy(hb, &h, 8);
+            hex(hb, 8, hx);
+            snprintf(mac, 24, "anon-%s", hx);
+        } else {
+            mac[0] = '\0';
+        }
+        return;
+    }
+    char text[INET6_ADDRSTRLEN];
+    inet_ntop(c->family, c->addr, text, sizeof text);
+    if (c->prefix < plen * 8)
+        snprintf(addr, addrlen, "%s/%u", text, c->prefix);
+    else
+        snprintf(addr, addrlen, "%s", text);
+    if (*have_mac)
+        clients_format_mac(macb, mac);
+    else
+        mac[0] = '\0';
+}
+
+static int64_t cached_id(struct strmap *m, const char *key,
+                         int64_t (*fetch)(void *, const char *, int *), void *ctx, int *rc)
+{
+    int64_t *slot = strmap_slot(m, key, false);
+    if (slot && *slot > 0) {
+        *rc = SQLITE_OK;
+        return *slot;
+    }
+    int64_t id = fetch(ctx, key, rc);
+    if (id > 0 && (slot = strmap_slot(m, key, true)) != NULL)
+        *slot = id;
+    return id;
+}
+
+struct fetch_ctx {
+    struct db *db;
+    const char *addr, *mac, *name;
+};
+
+static int64_t fetch_domain(void *ctx, const char *key, int *rc)
+{
+    struct fetch_ctx *f = ctx;
+    return db_domain_id(f->db, key, strlen(key), rc);
+}
+
+static int64_t fetch_client(void *ctx, const char *key, int *rc)
+{
+    (void)key;
+    struct fetch_ctx *f = ctx;
+    return db_client_id(f->db, f->addr, f->mac, f->name, rc);
+}
+
+static int64_t fetch_upstream(void *ctx, const char *key, int *rc)
+{
+    struct fetch_ctx *f = ctx;
+    return db_upstream_id(f->db, key, rc);
+}
+
+static int write_one(struct qlog *q, const struct config *cfg, const struct qlog_record *rec)
+{
+    struct fetch_ctx f = {.db = q->db};
+    struct db_row row = {
+        .ts_ms = rec->ts_ms,
+        .qtype = rec->qtype,
+        .rcode = rec->rcode,
+        .status = rec->status,
+        .flags = rec->flags,
+        .duration_us = rec->duration_us,
+    };
+    int rc = SQLITE_OK;
+    char name[DNS_MAX_NAME + 1];
+    const char *src = rec->long_name ? rec->long_name : rec->name;
+    memcpy(name, src, rec->name_len);
+    name[rec->name_len] = '\0';
+    if ((row.domain = cached_id(&q->domains, name, fetch_domain, &f, &rc)) == 0)
+        return rc ? rc : SQLITE_ERROR;
+
+    char addr[80], mac[24], key[256];
+    uint8_t macb[6];
+    bool have_mac;
+    client_text(q, cfg, &rec->client, addr, sizeof addr, mac, &have_mac, macb);
+    struct client_id cid;
+    memset(&cid, 0, sizeof cid);
+    cid.addr.ss_family = rec->client.family;
+    if (rec->client.family == AF_INET)
+        memcpy(&((struct sockaddr_in *)&cid.addr)->sin_addr, rec->client.addr, 4);
+    else
+        memcpy(&((struct sockaddr_in6 *)&cid.addr)->sin6_addr, rec->client.addr, 16);
+    cid.prefix = rec->client.prefix;
+    cid.has_mac = have_mac;
+    memcpy(cid.mac, macb, 6);
+    const char *cname = clients_name(cfg, &cid);
+    f.addr = addr;
+    f.mac = mac;
+    f.name = cname ? cname : "";
+    snprintf(key, sizeof key, "%s|%s|%s", addr, mac, f.name);
+    if ((row.client = cached_id(&q->clients, key, fetch_client, &f, &rc)) == 0)
+        return rc ? rc : SQLITE_ERROR;
+
+    if (rec->list) {
+        pthread_mutex_lock(&q->lock);
+        struct list_ident *li = rec->list <= q->n_idents ? &q->idents[rec->list - 1] : NULL;
+        if (li && li->db_id == 0)
+            li->db_id = db_list_id(q->db, li->name, li->vendor, li->category, &rc);
+        row.list = li ? li->db_id : 0;
+        pthread_mutex_unlock(&q->lock);
+        if (rc != SQLITE_OK)
+            return rc;
+    }
+    if (rec->upstream_family) {
+        char text[INET6_ADDRSTRLEN], up[64];
+        inet_ntop(rec->upstream_family, rec->upstream, text, sizeof text);
+        snprintf(up, sizeof up, rec->upstream_family == AF_INET6 ? "[%s]:%u" : "%s:%u", text,
+                 rec->upstream_port);
+        if ((row.upstream = cached_id(&q->upstreams, up, fetch_upstream, &f, &rc)) == 0)
+            return rc ? rc : SQLITE_ERROR;
+    }
+    return db_insert(q->db, &row);
+}
+
+/* Write n records (and the pending hourly counts) in one transaction. */
+static int write_batch(struct qlog *q, const struct config *cfg, size_t n)
+{
+    int rc = db_begin(q->db);
+    for (size_t i = 0; rc == SQLITE_OK && i < n; i++)
+        rc = write_one(q, cfg, &q->batch[i]);
+    for (size_t i = 0; rc == SQLITE_OK && i < q->n_pending; i++) {
+        struct hour_count *h = &q->pending[i];
+        rc = db_count(q->db, h->hour, h->queries, h->logged, h->not_logged, h->dropped);
+    }
+    if (rc == SQLITE_OK)
+        rc = db_commit(q->db);
+    if (rc != SQLITE_OK) {
+        db_rollback(q->db);
+        forget_ids(q); /* ids inserted by the rolled-back transaction do not exist */
+        return rc;
+    }
+    q->n_pending = 0;
+    return SQLITE_OK;
+}
+
+/* Take up to BATCH_MAX records from the rings into q->batch. */
+static size_t collect(struct qlog *q, int64_t hour)
+{
+    size_t n = 0;
+    for (unsigned i = 0; i < q->nrings; i++) {
+        struct qlog_ring *r = &q->rings[i];
+        uint32_t tail = atomic_load_explicit(&r->tail, memory_order_relaxed);
+        uint32_t head = atomic_load_explicit(&r->head, memory_order_acquire);
+        while (tail != head && n < BATCH_MAX)
+            q->batch[n++] = r->slots[tail++ & r->mask];
+        atomic_store_explicit(&r->tail, tail, memory_order_release);
+        /* Drops and deliberate non-logging since the last batch count for this hour. */
+        uint64_t d = atomic_load_explicit(&r->dropped, memory_order_relaxed);
+        uint64_t u = atomic_load_explicit(&r->unlogged, memory_order_relaxed);
+        if (d != q->seen_dropped[i] || u != q->seen_unlogged[i]) {
+            struct hour_count *h = hour_of(q, hour);
+            h->dropped += d - q->seen_dropped[i];
+            h->queries += (d - q->seen_dropped[i]) + (u - q->seen_unlogged[i]);
+            h->not_logged += u - q->seen_unlogged[i];
+            q->seen_dropped[i] = d;
+            q->seen_unlogged[i] = u;
+        }
+    }
+    return n;
+}
+
+static bool rings_empty(struct qlog *q)
+{
+    for (unsigned i = 0; i < q->nrings; i++) {
+        if (atomic_load(&q->rings[i].head) != atomic_load(&q->rings[i].tail))
+            return false;
+    }
+    return true;
+}
+
+static void maintain(struct qlog *q, const struct config *cfg)
+{
+    if (cfg->retention_days > 0) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        uint64_t now_ms = (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+        uint64_t cutoff = now_ms - (uint64_t)cfg->retention_days * 86400000ULL;
+        /* Small chunks, a few per round: never a long lock, and new queries keep flowing. */
+        for (int round = 0; round < 10; round++) {
+            int deleted = db_expire(q->db, cutoff, EXPIRE_CHUNK);
+            if (deleted < 0) {
+                fault(q, "expiring old rows", -deleted);
+                break;
+            }
+            if (deleted < EXPIRE_CHUNK)
+                break;
+        }
+    }
+    db_checkpoint(q->db, WAL_LIMIT);
+}
+
+static void *writer_main(void *arg)
+{
+    struct qlog *q = arg;
+    q->neigh = neigh_create(10000);
+    for (;;) {
+        pthread_mutex_lock(&q->lock);
+        unsigned flush_ms = q->cfg->flush_ms;
+        if (!q->stop) {
+            struct timespec until;
+            clock_gettime(CLOCK_MONOTONIC, &until);
+            until.tv_sec += flush_ms / 1000;
+            until.tv_nsec += (long)(flush_ms % 1000) * 1000000L;
+            if (until.tv_nsec >= 1000000000L) {
+                until.tv_sec++;
+                until.tv_nsec -= 1000000000L;
+            }
+            pthread_cond_timedwait(&q->wake, &q->lock, &until);
+        }
+        bool stopping = q->stop;
+        struct config *cfg = config_ref(q->cfg);
+        pthread_mutex_unlock(&q->lock);
+
+        if (!q->db && mono_ms() >= q->next_open_ms)
+            open_db(q);
+        struct timespec now;
+        clock_gettime(CLOCK_REALTIME, &now);
+        int64_t hour = (int64_t)now.tv_sec / 3600;
+        size_t n;
+        do {
+            n = collect(q, hour);
+            size_t logged = n;
+            int rc = SQLITE_OK;
+            if (n > 0)
+                hour_of(q, hour)->queries += n;
+            if (q->db && (n > 0 || q->n_pending > 0)) {
+                struct hour_count *h = n > 0 ? hour_of(q, hour) : NULL;
+                if (h)
+                    h->logged += n;
+                rc = write_batch(q, cfg, n);
+                if (rc != SQLITE_OK) {
+                    if (h) { /* hour_of again: write_batch may not have kept h in place */
+                        h = hour_of(q, hour);
+                        h->logged -= n;
+                        h->dropped += n;
+                    }
+                    logged = 0;
+                    fault(q, "writing", rc);
+                    if (is_corrupt(rc)) {
+                        move_aside(q, sqlite3_errstr(rc));
+                        close_db(q);
+                        q->next_open_ms = 0;
+                    } else if (rc != SQLITE_BUSY && rc != SQLITE_LOCKED && rc != SQLITE_FULL) {
+                        close_db(q); /* read-only, I/O error: reopen later */
+                    }
+                } else if (q->fault_shown) {
+                    log_info("qlog", "%s: logging again", q->path);
+                    q->fault_shown = false;
+                }
+            } else if (n > 0) {
+                hour_of(q, hour)->dropped += n;
+                logged = 0;
+            }
+            atomic_fetch_add(&q->logged, logged);
+            atomic_fetch_add(&q->dropped_fault, n - logged);
+            for (size_t i = 0; i < n; i++)
+                free(q->batch[i].long_name);
+        } while (n == BATCH_MAX);
+
+        if (q->db && mono_ms() >= q->next_maintain_ms) {
+            maintain(q, cfg);
+            q->next_maintain_ms = mono_ms() + MAINTAIN_MS;
+        }
+        config_unref(cfg);
+        if (stopping && rings_empty(q))
+            break;
+    }
+    db_close(q->db);
+    q->db = NULL;
+    neigh_destroy(q->neigh);
+    return NULL;
+}
+
+int qlog_start(struct qlog *q)
+{
+    int rc = pthread_create(&q->thread, NULL, writer_main, q);
+    if (rc != 0)
+        return -rc;
+    q->started = true;
+    return 0;
+}
+
+void qlog_stop(struct qlog *q)
+{
+    if (!q->started)
+        return;
+    pthread_mutex_lock(&q->lock);
+    q->stop = true;
+    pthread_cond_signal(&q->wake);
+    pthread_mutex_unlock(&q->lock);
+    pthread_join(q->thread, NULL);
+    q->started = false;
+}
+
+void qlog_destroy(struct qlog *q)
+{
+    if (!q)
+        return;
+    qlog_stop(q);
+    for (unsigned i = 0; i < q->nrings; i++) {
+        struct qlog_ring *r = &q->rings[i];
+        for (uint32_t t = atomic_load(&r->tail); t != atomic_load(&r->head); t++)
+            free(r->slots[t & r->mask].long_name);
+        free(r->slots);
+    }
+    for (size_t i = 0; i < q->n_idents; i++) {
+        free(q->idents[i].name);
+        free(q->idents[i].vendor);
+        free(q->idents[i].category);
+    }
+    free(q->idents);
+    strmap_free(&q->domains);
+    strmap_free(&q->clients);
+    strmap_free(&q->upstreams);
+    free(q->rings);
+    free(q->batch);
+    free(q->path);
+    config_unref(q->cfg);
+    pthread_mutex_destroy(&q->lock);
+    pthread_cond_destroy(&q->wake);
+    free(q);
+}
