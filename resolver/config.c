@@ -211,6 +211,7 @@ struct config *config_create(void)
     c->canary_icloud_relay = true;
     c->db = xstrdup("telesink.db");
     c->retention_days = 90;
+    c->log_enabled = true;
     c->log_allowed = true;
     c->flush_ms = 1000;
     c->log_queue = 65536;
@@ -434,7 +435,9 @@ static int set_log(struct config *c, const char *key, const char *v, char *err, 
         c->n_trusted_forwarders = 0;
         return for_each_item(c, v, add_trusted, err, errlen);
     }
-    if (strcmp(key, "log_allowed") == 0)
+    if (strcmp(key, "enabled") == 0)
+        flag = &c->log_enabled;
+    else if (strcmp(key, "log_allowed") == 0)
         flag = &c->log_allowed;
     else if (strcmp(key, "anonymize_clients") == 0)
         flag = &c->anonymize_clients;

@@ -65,6 +65,7 @@ struct config {
     bool canary_icloud_relay; /* mask(-h2).icloud.com -> NXDOMAIN */
 
     /* [log] */
+    bool log_enabled; /* [log] enabled: write the query log at all */
     char *db;
     unsigned retention_days;
     bool log_allowed;

@@ -23,6 +23,7 @@ enum stmt {
     S_BEGIN,
     S_COMMIT,
     S_ROLLBACK,
+    S_INSERT_MANY,
     S_MAX,
 };
 
@@ -47,6 +48,7 @@ static const char *const stmt_sql[S_MAX] = {
     [S_BEGIN] = "BEGIN IMMEDIATE",
     [S_COMMIT] = "COMMIT",
     [S_ROLLBACK] = "ROLLBACK",
+    [S_INSERT_MANY] = NULL, /* built in db_open: DB_INSERT_MANY rows of 10 values */
 };
 
 struct db {
@@ -196,15 +198,23 @@ struct db *db_open(const char *path, unsigned busy_timeout_ms, int *rc, char *er
      * loses nothing committed, a power loss at most the last transactions. */
     if ((*rc = exec(d,
                     "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; "
-                    "PRAGMA journal_size_limit = 16777216; PRAGMA foreign_keys = OFF;",
+                    "PRAGMA journal_size_limit = 16777216; PRAGMA foreign_keys = OFF; "
+                    "PRAGMA cache_size = -8192;",
                     err, errlen)) != SQLITE_OK ||
         (*rc = migrate(d, err, errlen)) != SQLITE_OK) {
         db_close(d);
         return NULL;
     }
+    char many[64 + DB_INSERT_MANY * 24];
+    int used = snprintf(many, sizeof many,
+                        "INSERT INTO log(id, client, domain, qtype, status, list, rcode, "
+                        "upstream, duration, flags) VALUES ");
+    for (int r = 0; r < DB_INSERT_MANY; r++)
+        used += snprintf(many + used, sizeof many - (size_t)used, "%s(?,?,?,?,?,?,?,?,?,?)",
+                         r ? "," : "");
     for (int i = 0; i < S_MAX; i++) {
-        *rc = sqlite3_prepare_v3(d->conn, stmt_sql[i], -1, SQLITE_PREPARE_PERSISTENT, &d->st[i],
-                                 NULL);
+        const char *sql = i == S_INSERT_MANY ? many : stmt_sql[i];
+        *rc = sqlite3_prepare_v3(d->conn, sql, -1, SQLITE_PREPARE_PERSISTENT, &d->st[i], NULL);
         if (*rc != SQLITE_OK) {
             snprintf(err, errlen, "preparing statements: %s", sqlite3_errmsg(d->conn));
             db_close(d);
@@ -325,24 +335,56 @@ int64_t db_upstream_id(struct db *d, const char *addr, int *rc)
     return get_or_add(d, S_UPSTREAM_GET, S_UPSTREAM_ADD, v, l, 1, rc);
 }
 
-int db_insert(struct db *d, const struct db_row *row)
+/* Bind one row's 10 values starting at parameter `first`; returns the row id used. */
+static int64_t bind_row(struct db *d, sqlite3_stmt *st, int first, const struct db_row *row,
+                        int64_t last)
 {
     int64_t id = (int64_t)(row->ts_ms << 10);
-    if (id <= d->last_id)
-        id = d->last_id + 1; /* same millisecond, or the clock stepped back: keep order */
-    sqlite3_stmt *st = d->st[S_INSERT];
-    sqlite3_bind_int64(st, 1, id);
-    sqlite3_bind_int64(st, 2, row->client);
-    sqlite3_bind_int64(st, 3, row->domain);
-    sqlite3_bind_int(st, 4, row->qtype);
-    sqlite3_bind_int(st, 5, row->status);
+    if (id <= last)
+        id = last + 1; /* same millisecond, or the clock stepped back: keep order */
+    (void)d;
+    sqlite3_bind_int64(st, first, id);
+    sqlite3_bind_int64(st, first + 1, row->client);
+    sqlite3_bind_int64(st, first + 2, row->domain);
+    sqlite3_bind_int(st, first + 3, row->qtype);
+    sqlite3_bind_int(st, first + 4, row->status);
     if (row->list)
-        sqlite3_bind_int64(st, 6, row->list);
-    sqlite3_bind_int(st, 7, row->rcode);
+        sqlite3_bind_int64(st, first + 5, row->list);
+    else
+        sqlite3_bind_null(st, first + 5);
+    sqlite3_bind_int(st, first + 6, row->rcode);
     if (row->upstream)
-        sqlite3_bind_int64(st, 8, row->upstream);
-    sqlite3_bind_int64(st, 9, row->duration_us);
-    sqlite3_bind_int(st, 10, row->flags);
+        sqlite3_bind_int64(st, first + 7, row->upstream);
+    else
+        sqlite3_bind_null(st, first + 7);
+    sqlite3_bind_int64(st, first + 8, row->duration_us);
+    sqlite3_bind_int(st, first + 9, row->flags);
+    return id;
+}
+
+int db_insert(struct db *d, const struct db_row *row)
+{
+    int64_t id = bind_row(d, d->st[S_INSERT], 1, row, d->last_id);
+    int rc = run(d->st[S_INSERT]);
+    if (rc == SQLITE_OK)
+        d->last_id = id;
+    return rc;
+}
+
+int db_insert_many(struct db *d, const struct db_row *rows, size_t n)
+{
+    if (n < DB_INSERT_MANY) {
+        for (size_t i = 0; i < n; i++) {
+            int rc = db_insert(d, &rows[i]);
+            if (rc != SQLITE_OK)
+                return rc;
+        }
+        return SQLITE_OK;
+    }
+    sqlite3_stmt *st = d->st[S_INSERT_MANY];
+    int64_t id = d->last_id;
+    for (size_t i = 0; i < DB_INSERT_MANY; i++)
+        id = bind_row(d, st, (int)(1 + 10 * i), &rows[i], id);
     int rc = run(st);
     if (rc == SQLITE_OK)
         d->last_id = id;

@@ -63,8 +63,12 @@ struct db_row {
     uint32_t duration_us;
 };
 
-/* Append one query. Returns SQLITE_DONE-style 0 or the SQLite error code. */
+/* Append one query. Returns SQLITE_OK or the SQLite error code. */
 int db_insert(struct db *d, const struct db_row *row);
+
+/* Append n <= DB_INSERT_MANY queries with one statement (fewer VM steps per row). */
+#define DB_INSERT_MANY 32
+int db_insert_many(struct db *d, const struct db_row *rows, size_t n);
 
 /* Add to the hourly counters. */
 int db_count(struct db *d, int64_t hour, uint64_t queries, uint64_t logged, uint64_t not_logged,

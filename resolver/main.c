@@ -219,8 +219,12 @@ static void on_reload(uv_signal_t *h, int signum)
         config_unref(c);
         return;
     }
-    qlog_register_lists(d->qlog, p);
-    qlog_reload(d->qlog, c);
+    if (d->qlog) {
+        qlog_register_lists(d->qlog, p);
+        qlog_reload(d->qlog, c);
+    }
+    if (c->log_enabled != d->cfg->log_enabled)
+        log_warn("main", "reload: [log] enabled changes only on restart");
     if (strcmp(c->db, d->cfg->db) != 0)
         log_warn("main", "reload: the query log database changes only on restart");
     if (!same_listen(c, d->cfg))
@@ -324,15 +328,17 @@ static int run_serve(struct serve_flags *flags)
         goto out;
 
     signal(SIGPIPE, SIG_IGN);
-    d.qlog = qlog_create(d.cfg, d.nworkers);
-    if (!d.qlog) {
-        log_error("main", "out of memory for the query log queue");
-        goto out;
-    }
-    qlog_register_lists(d.qlog, d.policy);
-    if (qlog_start(d.qlog) < 0) {
-        log_error("main", "cannot start the query log writer");
-        goto out;
+    if (d.cfg->log_enabled) {
+        d.qlog = qlog_create(d.cfg, d.nworkers);
+        if (!d.qlog) {
+            log_error("main", "out of memory for the query log queue");
+            goto out;
+        }
+        qlog_register_lists(d.qlog, d.policy);
+        if (qlog_start(d.qlog) < 0) {
+            log_error("main", "cannot start the query log writer");
+            goto out;
+        }
     }
     d.loop = uv_default_loop();
     d.workers = calloc(d.nworkers, sizeof *d.workers);
@@ -340,7 +346,8 @@ static int run_serve(struct serve_flags *flags)
         goto out;
     for (unsigned i = 0; i < d.nworkers; i++) {
         d.workers[i] =
-            worker_create(i, d.cfg, d.policy, qlog_ring(d.qlog, i), addrs, d.cfg->n_listen);
+            worker_create(i, d.cfg, d.policy, d.qlog ? qlog_ring(d.qlog, i) : NULL, addrs,
+                          d.cfg->n_listen);
         if (!d.workers[i])
             goto out;
     }
@@ -386,9 +393,11 @@ static int run_serve(struct serve_flags *flags)
     }
     print_stats(&total);
     /* Every loop has stopped: the writer drains the queues, commits and closes the file. */
-    qlog_stop(d.qlog);
-    struct qlog_stats qs;
-    qlog_get_stats(d.qlog, &qs);
+    struct qlog_stats qs = {0};
+    if (d.qlog) {
+        qlog_stop(d.qlog);
+        qlog_get_stats(d.qlog, &qs);
+    }
     log_info("main",
              "query log: logged=%llu not_logged=%llu dropped_queue_full=%llu "
              "dropped_db_fault=%llu",

@@ -25,7 +25,6 @@
 #define MAINTAIN_MS     60000
 #define EXPIRE_CHUNK    5000
 #define WAL_LIMIT       (64LL << 20)
-#define CACHE_SLOTS     (1u << 17)
 
 /* ---- rings ------------------------------------------------------------------------------- */
 
@@ -46,10 +45,15 @@ struct list_ident {
     int64_t db_id; /* 0 until written with the current database */
 };
 
-/* string -> id; cleared whole when full or after a rolled-back transaction. */
-struct strmap {
-    char **keys;
+/*
+ * bytes -> id (names, binary client and upstream keys); cleared whole when full, after a
+ * rolled-back transaction, or (clients) after a reload changed names or anonymisation.
+ */
+struct idmap {
+    size_t slots;     /* a power of two */
+    uint64_t *hashes; /* 0 = empty slot */
     int64_t *vals;
+    char **keys; /* heap copies: [len][bytes] */
     size_t count;
 };
 
@@ -76,7 +80,10 @@ struct qlog {
     uint64_t next_open_ms, last_fault_ms, next_maintain_ms;
     unsigned faults_hidden;
     bool fault_shown; /* a fault was logged and no recovery since: say when logging resumes */
-    struct strmap domains, clients, upstreams;
+    struct idmap domains, clients, upstreams;
+    int64_t *list_ids; /* db id per list ident (writer's copy) */
+    size_t n_list_ids;
+    bool clients_stale; /* set by qlog_reload: client names may have changed */
     struct neigh *neigh;
     uint8_t key[16]; /* keys the client hash (anonymize_clients) */
     bool have_key;
@@ -127,6 +134,10 @@ struct qlog *qlog_create(struct config *cfg, unsigned nrings)
     pthread_cond_init(&q->wake, &ca);
     pthread_condattr_destroy(&ca);
     q->cfg = config_ref(cfg);
+    /* Sized for a busy household: 200k distinct names before the cache starts over. */
+    q->domains.slots = 1u << 18;
+    q->clients.slots = 1u << 12;
+    q->upstreams.slots = 1u << 6;
     return q;
 fail:
     if (q->rings) {
@@ -249,6 +260,7 @@ void qlog_reload(struct qlog *q, struct config *cfg)
     pthread_mutex_lock(&q->lock);
     struct config *old = q->cfg;
     q->cfg = config_ref(cfg);
+    q->clients_stale = true;
     pthread_mutex_unlock(&q->lock);
     config_unref(old);
 }
@@ -267,55 +279,75 @@ void qlog_get_stats(struct qlog *q, struct qlog_stats *out)
 
 /* ---- writer-side helpers ------------------------------------------------------------------ */
 
-static uint64_t strhash(const char *s)
+static uint64_t bytes_hash(const void *p, size_t n)
 {
-    uint64_t h = 1469598103934665603ULL;
-    for (; *s; s++)
-        h = (h ^ (unsigned char)*s) * 1099511628211ULL;
-    return h;
+    const uint8_t *b = p;
+    uint64_t h = 1469598103934665603ULL ^ n;
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ b[i]) * 1099511628211ULL;
+    return h ? h : 1;
 }
 
-static void strmap_clear(struct strmap *m)
+static void idmap_clear(struct idmap *m)
 {
     if (m->keys) {
-        for (size_t i = 0; i < CACHE_SLOTS; i++)
+        for (size_t i = 0; i < m->slots; i++)
             free(m->keys[i]);
-        memset(m->keys, 0, CACHE_SLOTS * sizeof *m->keys);
+        memset(m->keys, 0, m->slots * sizeof *m->keys);
+        memset(m->hashes, 0, m->slots * sizeof *m->hashes);
     }
     m->count = 0;
 }
 
-static void strmap_free(struct strmap *m)
+static void idmap_free(struct idmap *m)
 {
-    strmap_clear(m);
+    idmap_clear(m);
     free(m->keys);
     free(m->vals);
+    free(m->hashes);
 }
 
-static int64_t *strmap_slot(struct strmap *m, const char *key, bool insert)
+/* The id cached for this key, or 0. */
+static int64_t idmap_get(const struct idmap *m, const void *key, size_t len, uint64_t h)
 {
-    if (!m->keys) {
-        m->keys = calloc(CACHE_SLOTS, sizeof *m->keys);
-        m->vals = calloc(CACHE_SLOTS, sizeof *m->vals);
-        if (!m->keys || !m->vals)
-            return NULL;
+    if (!m->hashes)
+        return 0;
+    for (size_t i = h & (m->slots - 1); m->hashes[i]; i = (i + 1) & (m->slots - 1)) {
+        if (m->hashes[i] == h && (unsigned char)m->keys[i][0] == len &&
+            memcmp(m->keys[i] + 1, key, len) == 0)
+            return m->vals[i];
     }
-    if (insert && m->count * 4 >= CACHE_SLOTS * 3)
-        strmap_clear(m); /* full: start over (ids are re-read from the database) */
-    size_t i = strhash(key) & (CACHE_SLOTS - 1);
-    while (m->keys[i]) {
-        if (strcmp(m->keys[i], key) == 0)
-            return &m->vals[i];
-        i = (i + 1) & (CACHE_SLOTS - 1);
+    return 0;
+}
+
+static void idmap_put(struct idmap *m, const void *key, size_t len, uint64_t h, int64_t id)
+{
+    if (!m->hashes) {
+        m->hashes = calloc(m->slots, sizeof *m->hashes);
+        m->vals = calloc(m->slots, sizeof *m->vals);
+        m->keys = calloc(m->slots, sizeof *m->keys);
+        if (!m->hashes || !m->vals || !m->keys) {
+            size_t slots = m->slots;
+            idmap_free(m);
+            memset(m, 0, sizeof *m);
+            m->slots = slots;
+            return;
+        }
     }
-    if (!insert)
-        return NULL;
-    m->keys[i] = strdup(key);
-    if (!m->keys[i])
-        return NULL;
+    if (m->count * 4 >= m->slots * 3)
+        idmap_clear(m); /* full: start over (ids are read back from the database) */
+    size_t i = h & (m->slots - 1);
+    while (m->hashes[i])
+        i = (i + 1) & (m->slots - 1);
+    char *k = malloc(len + 1);
+    if (!k)
+        return;
+    k[0] = (char)len;
+    memcpy(k + 1, key, len);
+    m->hashes[i] = h;
+    m->keys[i] = k;
+    m->vals[i] = id;
     m->count++;
-    m->vals[i] = 0;
-    return &m->vals[i];
 }
 
 /* SipHash-2-4 (Aumasson, Bernstein): a keyed hash, so anonymised clients cannot be guessed. */
@@ -432,13 +464,10 @@ static void fault(struct qlog *q, const char *what, int rc)
 
 static void forget_ids(struct qlog *q)
 {
-    strmap_clear(&q->domains);
-    strmap_clear(&q->clients);
-    strmap_clear(&q->upstreams);
-    pthread_mutex_lock(&q->lock);
-    for (size_t i = 0; i < q->n_idents; i++)
-        q->idents[i].db_id = 0;
-    pthread_mutex_unlock(&q->lock);
+    idmap_clear(&q->domains);
+    idmap_clear(&q->clients);
+    idmap_clear(&q->upstreams);
+    memset(q->list_ids, 0, q->n_list_ids * sizeof *q->list_ids);
 }
 
 static void close_db(struct qlog *q)
@@ -569,112 +598,136 @@ static void client_text(struct qlog *q, const struct config *cfg, const struct q
         mac[0] = '\0';
 }
 
-static int64_t cached_id(struct strmap *m, const char *key,
-                         int64_t (*fetch)(void *, const char *, int *), void *ctx, int *rc)
+/* The db id of a list ident (interned by qlog_register_lists), inserting the list if new. */
+static int64_t list_id(struct qlog *q, uint32_t ident, int *rc)
 {
-    int64_t *slot = strmap_slot(m, key, false);
-    if (slot && *slot > 0) {
-        *rc = SQLITE_OK;
-        return *slot;
+    *rc = SQLITE_OK;
+    if (ident == 0)
+        return 0;
+    if (ident > q->n_list_ids) {
+        int64_t *n = realloc(q->list_ids, (ident + 64) * sizeof *n);
+        if (!n)
+            return 0;
+        memset(n + q->n_list_ids, 0, (ident + 64 - q->n_list_ids) * sizeof *n);
+        q->list_ids = n;
+        q->n_list_ids = ident + 64;
     }
-    int64_t id = fetch(ctx, key, rc);
-    if (id > 0 && (slot = strmap_slot(m, key, true)) != NULL)
-        *slot = id;
+    if (q->list_ids[ident - 1] == 0) {
+        pthread_mutex_lock(&q->lock);
+        if (ident <= q->n_idents) {
+            struct list_ident *li = &q->idents[ident - 1];
+            q->list_ids[ident - 1] = db_list_id(q->db, li->name, li->vendor, li->category, rc);
+        }
+        pthread_mutex_unlock(&q->lock);
+    }
+    return q->list_ids[ident - 1];
+}
+
+static int64_t client_id(struct qlog *q, const struct config *cfg, const struct qlog_client *c,
+                         int *rc)
+{
+    *rc = SQLITE_OK;
+    uint64_t h = bytes_hash(c, sizeof *c);
+    int64_t id = idmap_get(&q->clients, c, sizeof *c, h);
+    if (id > 0)
+        return id;
+    /* First time this batch of caches sees the client: its text, MAC and configured name. */
+    char addr[80], mac[24];
+    uint8_t macb[6];
+    bool have_mac;
+    client_text(q, cfg, c, addr, sizeof addr, mac, &have_mac, macb);
+    struct client_id cid;
+    memset(&cid, 0, sizeof cid);
+    cid.addr.ss_family = c->family;
+    if (c->family == AF_INET)
+        memcpy(&((struct sockaddr_in *)&cid.addr)->sin_addr, c->addr, 4);
+    else
+        memcpy(&((struct sockaddr_in6 *)&cid.addr)->sin6_addr, c->addr, 16);
+    cid.prefix = c->prefix;
+    cid.has_mac = have_mac;
+    memcpy(cid.mac, macb, 6);
+    const char *name = clients_name(cfg, &cid);
+    id = db_client_id(q->db, addr, mac, name ? name : "", rc);
+    /* A MAC found in the neighbour table is remembered with the address for a while only:
+     * the cache is cleared when full or reloaded. */
+    if (id > 0)
+        idmap_put(&q->clients, c, sizeof *c, h, id);
     return id;
 }
 
-struct fetch_ctx {
-    struct db *db;
-    const char *addr, *mac, *name;
-};
-
-static int64_t fetch_domain(void *ctx, const char *key, int *rc)
+static int64_t upstream_id(struct qlog *q, const struct qlog_record *rec, int *rc)
 {
-    struct fetch_ctx *f = ctx;
-    return db_domain_id(f->db, key, strlen(key), rc);
+    *rc = SQLITE_OK;
+    uint8_t key[19];
+    key[0] = rec->upstream_family;
+    memcpy(key + 1, rec->upstream, 16);
+    key[17] = (uint8_t)(rec->upstream_port >> 8);
+    key[18] = (uint8_t)rec->upstream_port;
+    uint64_t h = bytes_hash(key, sizeof key);
+    int64_t id = idmap_get(&q->upstreams, key, sizeof key, h);
+    if (id > 0)
+        return id;
+    char text[INET6_ADDRSTRLEN], up[64];
+    inet_ntop(rec->upstream_family, rec->upstream, text, sizeof text);
+    snprintf(up, sizeof up, rec->upstream_family == AF_INET6 ? "[%s]:%u" : "%s:%u", text,
+             rec->upstream_port);
+    id = db_upstream_id(q->db, up, rc);
+    if (id > 0)
+        idmap_put(&q->upstreams, key, sizeof key, h, id);
+    return id;
 }
 
-static int64_t fetch_client(void *ctx, const char *key, int *rc)
+static int64_t domain_id(struct qlog *q, const char *name, size_t len, int *rc)
 {
-    (void)key;
-    struct fetch_ctx *f = ctx;
-    return db_client_id(f->db, f->addr, f->mac, f->name, rc);
+    *rc = SQLITE_OK;
+    uint64_t h = bytes_hash(name, len);
+    int64_t id = idmap_get(&q->domains, name, len, h);
+    if (id > 0)
+        return id;
+    id = db_domain_id(q->db, name, len, rc);
+    if (id > 0)
+        idmap_put(&q->domains, name, len, h, id);
+    return id;
 }
 
-static int64_t fetch_upstream(void *ctx, const char *key, int *rc)
+/* A record as a row: every id resolved. */
+static int make_row(struct qlog *q, const struct config *cfg, const struct qlog_record *rec,
+                    struct db_row *row)
 {
-    struct fetch_ctx *f = ctx;
-    return db_upstream_id(f->db, key, rc);
-}
-
-static int write_one(struct qlog *q, const struct config *cfg, const struct qlog_record *rec)
-{
-    struct fetch_ctx f = {.db = q->db};
-    struct db_row row = {
-        .ts_ms = rec->ts_ms,
-        .qtype = rec->qtype,
-        .rcode = rec->rcode,
-        .status = rec->status,
-        .flags = rec->flags,
-        .duration_us = rec->duration_us,
-    };
-    int rc = SQLITE_OK;
-    char name[DNS_MAX_NAME + 1];
-    const char *src = rec->long_name ? rec->long_name : rec->name;
-    memcpy(name, src, rec->name_len);
-    name[rec->name_len] = '\0';
-    if ((row.domain = cached_id(&q->domains, name, fetch_domain, &f, &rc)) == 0)
+    int rc;
+    row->ts_ms = rec->ts_ms;
+    row->qtype = rec->qtype;
+    row->rcode = rec->rcode;
+    row->status = rec->status;
+    row->flags = rec->flags;
+    row->duration_us = rec->duration_us;
+    const char *name = rec->long_name ? rec->long_name : rec->name;
+    if ((row->domain = domain_id(q, name, rec->name_len, &rc)) == 0)
         return rc ? rc : SQLITE_ERROR;
-
-    char addr[80], mac[24], key[256];
-    uint8_t macb[6];
-    bool have_mac;
-    client_text(q, cfg, &rec->client, addr, sizeof addr, mac, &have_mac, macb);
-    struct client_id cid;
-    memset(&cid, 0, sizeof cid);
-    cid.addr.ss_family = rec->client.family;
-    if (rec->client.family == AF_INET)
-        memcpy(&((struct sockaddr_in *)&cid.addr)->sin_addr, rec->client.addr, 4);
-    else
-        memcpy(&((struct sockaddr_in6 *)&cid.addr)->sin6_addr, rec->client.addr, 16);
-    cid.prefix = rec->client.prefix;
-    cid.has_mac = have_mac;
-    memcpy(cid.mac, macb, 6);
-    const char *cname = clients_name(cfg, &cid);
-    f.addr = addr;
-    f.mac = mac;
-    f.name = cname ? cname : "";
-    snprintf(key, sizeof key, "%s|%s|%s", addr, mac, f.name);
-    if ((row.client = cached_id(&q->clients, key, fetch_client, &f, &rc)) == 0)
+    if ((row->client = client_id(q, cfg, &rec->client, &rc)) == 0)
         return rc ? rc : SQLITE_ERROR;
-
-    if (rec->list) {
-        pthread_mutex_lock(&q->lock);
-        struct list_ident *li = rec->list <= q->n_idents ? &q->idents[rec->list - 1] : NULL;
-        if (li && li->db_id == 0)
-            li->db_id = db_list_id(q->db, li->name, li->vendor, li->category, &rc);
-        row.list = li ? li->db_id : 0;
-        pthread_mutex_unlock(&q->lock);
-        if (rc != SQLITE_OK)
-            return rc;
-    }
-    if (rec->upstream_family) {
-        char text[INET6_ADDRSTRLEN], up[64];
-        inet_ntop(rec->upstream_family, rec->upstream, text, sizeof text);
-        snprintf(up, sizeof up, rec->upstream_family == AF_INET6 ? "[%s]:%u" : "%s:%u", text,
-                 rec->upstream_port);
-        if ((row.upstream = cached_id(&q->upstreams, up, fetch_upstream, &f, &rc)) == 0)
-            return rc ? rc : SQLITE_ERROR;
-    }
-    return db_insert(q->db, &row);
+    row->list = list_id(q, rec->list, &rc);
+    if (rc != SQLITE_OK)
+        return rc;
+    row->upstream = 0;
+    if (rec->upstream_family && (row->upstream = upstream_id(q, rec, &rc)) == 0)
+        return rc ? rc : SQLITE_ERROR;
+    return SQLITE_OK;
 }
 
 /* Write n records (and the pending hourly counts) in one transaction. */
 static int write_batch(struct qlog *q, const struct config *cfg, size_t n)
 {
     int rc = db_begin(q->db);
-    for (size_t i = 0; rc == SQLITE_OK && i < n; i++)
-        rc = write_one(q, cfg, &q->batch[i]);
+    struct db_row rows[DB_INSERT_MANY];
+    size_t k = 0;
+    for (size_t i = 0; rc == SQLITE_OK && i < n; i++) {
+        rc = make_row(q, cfg, &q->batch[i], &rows[k++]);
+        if (rc == SQLITE_OK && (k == DB_INSERT_MANY || i + 1 == n)) {
+            rc = db_insert_many(q->db, rows, k);
+            k = 0;
+        }
+    }
     for (size_t i = 0; rc == SQLITE_OK && i < q->n_pending; i++) {
         struct hour_count *h = &q->pending[i];
         rc = db_count(q->db, h->hour, h->queries, h->logged, h->not_logged, h->dropped);
@@ -744,6 +797,8 @@ static void maintain(struct qlog *q, const struct config *cfg)
         }
     }
     db_checkpoint(q->db, WAL_LIMIT);
+    /* Look clients up again now and then: a LAN client's MAC may have appeared meanwhile. */
+    idmap_clear(&q->clients);
 }
 
 static void *writer_main(void *arg)
@@ -766,7 +821,11 @@ static void *writer_main(void *arg)
         }
         bool stopping = q->stop;
         struct config *cfg = config_ref(q->cfg);
+        bool stale = q->clients_stale;
+        q->clients_stale = false;
         pthread_mutex_unlock(&q->lock);
+        if (stale)
+            idmap_clear(&q->clients); /* names or anonymisation may have changed */
 
         if (!q->db && mono_ms() >= q->next_open_ms)
             open_db(q);
@@ -866,9 +925,10 @@ void qlog_destroy(struct qlog *q)
         free(q->idents[i].category);
     }
     free(q->idents);
-    strmap_free(&q->domains);
-    strmap_free(&q->clients);
-    strmap_free(&q->upstreams);
+    idmap_free(&q->domains);
+    idmap_free(&q->clients);
+    idmap_free(&q->upstreams);
+    free(q->list_ids);
     free(q->rings);
     free(q->batch);
     free(q->path);
