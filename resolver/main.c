@@ -345,9 +345,8 @@ static int run_serve(struct serve_flags *flags)
     if (!d.workers)
         goto out;
     for (unsigned i = 0; i < d.nworkers; i++) {
-        d.workers[i] =
-            worker_create(i, d.cfg, d.policy, d.qlog ? qlog_ring(d.qlog, i) : NULL, addrs,
-                          d.cfg->n_listen);
+        d.workers[i] = worker_create(i, d.cfg, d.policy, d.qlog ? qlog_ring(d.qlog, i) : NULL,
+                                     addrs, d.cfg->n_listen);
         if (!d.workers[i])
             goto out;
     }
