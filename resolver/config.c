@@ -204,6 +204,7 @@ struct config *config_create(void)
     c->tcp_idle_ms = 10000;
     c->tcp_max_connections = 256;
     c->max_pending = 8192;
+    c->cache_size = 8u << 20;
     c->log_level = LOG_INFO;
     c->timeout_ms = 1500;
     add_str(&c->list_paths, &c->n_list_paths, TELESINK_LISTS_DIR);
@@ -327,6 +328,30 @@ static int set_server(struct config *c, const char *key, const char *v, char *er
             return -1;
         }
         c->max_pending = (unsigned)n;
+        return 0;
+    }
+    if (strcmp(key, "cache_size") == 0) {
+        /* Bytes, or with a K, M or G suffix. */
+        char num[32];
+        size_t len = strlen(v);
+        unsigned long mult = 1;
+        if (len > 0 && len < sizeof num) {
+            char last = v[len - 1];
+            mult = last == 'K' || last == 'k'   ? 1ul << 10
+                   : last == 'M' || last == 'm' ? 1ul << 20
+                   : last == 'G' || last == 'g' ? 1ul << 30
+                                                : 1;
+            memcpy(num, v, len + 1);
+            if (mult > 1)
+                num[len - 1] = '\0';
+        }
+        if (len == 0 || len >= sizeof num || parse_uint(num, 0, 1ul << 40, &n) < 0 ||
+            n > (1ul << 40) / mult) {
+            set_err(err, errlen, "cache_size: '%s' is not a size like 8M (0 turns the cache off)",
+                    v);
+            return -1;
+        }
+        c->cache_size = (size_t)(n * mult);
         return 0;
     }
     if (strcmp(key, "log_level") == 0) {

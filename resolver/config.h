@@ -46,6 +46,7 @@ struct config {
     unsigned tcp_idle_ms;
     unsigned tcp_max_connections;
     unsigned max_pending; /* upstream questions in flight per thread */
+    size_t cache_size;    /* bytes of response cache per thread; 0 = no cache */
     enum log_level log_level;
 
     /* [upstream] */

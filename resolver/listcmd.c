@@ -1,6 +1,5 @@
 #include "listcmd.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <getopt.h>
 #include <stdarg.h>
@@ -9,7 +8,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include "config.h"
@@ -176,18 +174,6 @@ struct reading {
     struct list_line line;
 };
 
-static bool vendor_wanted(const struct config *cfg, const struct file_info *f)
-{
-    if (!cfg || cfg->n_vendors == 0 || f->fmt != LIST_OWN)
-        return true;
-    for (size_t i = 0; i < cfg->n_vendors; i++) {
-        if (strcasecmp(cfg->vendors[i], f->name) == 0 ||
-            (f->vendor && strcasecmp(cfg->vendors[i], f->vendor) == 0))
-            return true;
-    }
-    return false;
-}
-
 static int read_line(void *ctx, unsigned lineno, const char *text, size_t len)
 {
     struct reading *r = ctx;
@@ -221,7 +207,8 @@ static int read_line(void *ctx, unsigned lineno, const char *text, size_t len)
     }
     if (r->in_header) {
         r->in_header = false;
-        if (!vendor_wanted(c->cfg, f) && !c->check)
+        if (f->fmt == LIST_OWN && c->cfg && !policy_vendor_wanted(c->cfg, f->name, f->vendor) &&
+            !c->check)
             f->excluded = true;
     }
     if (f->excluded)
@@ -264,48 +251,18 @@ static int load_file(struct catalog *c, const char *path, enum list_format fmt)
     return 0;
 }
 
-static bool wanted_extension(const char *name)
+static int load_one(void *ctx, const char *path, enum list_format fmt)
 {
-    static const char *const ext[] = {".list", ".allow", ".txt", ".hosts", ".domains", ".adblock"};
-    size_t n = strlen(name);
-    for (size_t i = 0; i < sizeof ext / sizeof *ext; i++) {
-        size_t e = strlen(ext[i]);
-        if (n > e && strcmp(name + n - e, ext[i]) == 0)
-            return true;
-    }
-    return false;
-}
-
-static int filter_entry(const struct dirent *d)
-{
-    return d->d_name[0] != '.' && wanted_extension(d->d_name);
+    return load_file(ctx, path, fmt);
 }
 
 static int load_path(struct catalog *c, const char *path, bool force_allow)
 {
-    struct stat st;
-    if (stat(path, &st) < 0) {
-        fprintf(stderr, "telesink lists: %s: %s\n", path, strerror(errno));
-        return -1;
-    }
-    if (!S_ISDIR(st.st_mode))
-        return load_file(c, path, force_allow ? LIST_ALLOW : lists_format_of(path));
-    struct dirent **names;
-    int n = scandir(path, &names, filter_entry, alphasort);
-    if (n < 0) {
-        fprintf(stderr, "telesink lists: %s: %s\n", path, strerror(errno));
-        return -1;
-    }
-    int rc = 0;
-    for (int i = 0; i < n; i++) {
-        char full[4096];
-        snprintf(full, sizeof full, "%s/%s", path, names[i]->d_name);
-        if (rc == 0)
-            rc = load_file(c, full, force_allow ? LIST_ALLOW : lists_format_of(full));
-        free(names[i]);
-    }
-    free(names);
-    return rc;
+    char err[512] = "";
+    int rc = lists_each_file(path, force_allow, load_one, c, err, sizeof err);
+    if (rc < 0 && err[0])
+        fprintf(stderr, "telesink lists: %s\n", err);
+    return rc < 0 ? -1 : 0;
 }
 
 static void catalog_free(struct catalog *c)

@@ -1,6 +1,8 @@
 #include "lists.h"
 
 #include <ctype.h>
+#include <dirent.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -395,6 +397,56 @@ int lists_read_file(const char *path, lists_line_fn fn, void *ctx)
     }
     free(buf);
     close(fd);
+    return rc;
+}
+
+static bool wanted_extension(const char *name)
+{
+    static const char *const ext[] = {".list", ".allow", ".txt", ".hosts", ".domains", ".adblock"};
+    size_t n = strlen(name);
+    for (size_t i = 0; i < sizeof ext / sizeof *ext; i++) {
+        size_t e = strlen(ext[i]);
+        if (n > e && strcmp(name + n - e, ext[i]) == 0)
+            return true;
+    }
+    return false;
+}
+
+static int filter_entry(const struct dirent *d)
+{
+    return d->d_name[0] != '.' && wanted_extension(d->d_name);
+}
+
+int lists_each_file(const char *path, bool force_allow, lists_file_fn fn, void *ctx, char *err,
+                    size_t errlen)
+{
+    struct stat st;
+    if (stat(path, &st) < 0) {
+        snprintf(err, errlen, "%s: %s", path, strerror(errno));
+        return -1;
+    }
+    if (!S_ISDIR(st.st_mode))
+        return fn(ctx, path, force_allow ? LIST_ALLOW : lists_format_of(path));
+    struct dirent **names;
+    int n = scandir(path, &names, filter_entry, alphasort);
+    if (n < 0) {
+        snprintf(err, errlen, "%s: %s", path, strerror(errno));
+        return -1;
+    }
+    int rc = 0;
+    for (int i = 0; i < n; i++) {
+        char full[4096];
+        snprintf(full, sizeof full, "%s/%s", path, names[i]->d_name);
+        if (rc == 0 && stat(full, &st) < 0) {
+            /* A dangling link or a file gone missing is an error, not a list to skip. */
+            snprintf(err, errlen, "%s: %s", full, strerror(errno));
+            rc = -1;
+        } else if (rc == 0 && S_ISREG(st.st_mode)) {
+            rc = fn(ctx, full, force_allow ? LIST_ALLOW : lists_format_of(full));
+        }
+        free(names[i]);
+    }
+    free(names);
     return rc;
 }
 

@@ -74,6 +74,17 @@ enum list_format lists_format_of(const char *path);
 typedef int (*lists_line_fn)(void *ctx, unsigned lineno, const char *line, size_t len);
 int lists_read_file(const char *path, lists_line_fn fn, void *ctx);
 
+/*
+ * Call fn for path, or, when it is a directory, for every list file in it (sorted by name:
+ * `*.list`, `*.allow`, `*.txt`, `*.hosts`, `*.domains`, `*.adblock`; other files and
+ * subdirectories are skipped, a dangling link is an error). Each file's reading is LIST_ALLOW
+ * when force_allow, else lists_format_of(). Returns 0, fn's non-zero result, or -1 with
+ * "path: reason" in err.
+ */
+typedef int (*lists_file_fn)(void *ctx, const char *path, enum list_format fmt);
+int lists_each_file(const char *path, bool force_allow, lists_file_fn fn, void *ctx, char *err,
+                    size_t errlen);
+
 /* Categories a curated list may have. */
 bool lists_category_known(const char *category);
 

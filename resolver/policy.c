@@ -1,12 +1,10 @@
 #include "policy.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/stat.h>
 
 /* Problems logged per file before only the counts are kept. */
 #define PROBLEMS_PER_FILE 20
@@ -93,13 +91,13 @@ static struct policy_list *add_list(struct policy *p, const char *path, enum lis
     return l;
 }
 
-static bool vendor_wanted(const struct config *cfg, const struct policy_list *l)
+bool policy_vendor_wanted(const struct config *cfg, const char *name, const char *vendor)
 {
     if (cfg->n_vendors == 0)
         return true;
     for (size_t i = 0; i < cfg->n_vendors; i++) {
-        if (strcasecmp(cfg->vendors[i], l->name) == 0 ||
-            (l->vendor && strcasecmp(cfg->vendors[i], l->vendor) == 0))
+        if (strcasecmp(cfg->vendors[i], name) == 0 ||
+            (vendor && strcasecmp(cfg->vendors[i], vendor) == 0))
             return true;
     }
     return false;
@@ -142,7 +140,7 @@ static int on_line(void *ctx, unsigned lineno, const char *text, size_t len)
     if (ld->in_header) {
         ld->in_header = false;
         /* The header is complete: is this vendor wanted at all? */
-        if (l->format == LIST_OWN && !vendor_wanted(ld->cfg, l)) {
+        if (l->format == LIST_OWN && !policy_vendor_wanted(ld->cfg, l->name, l->vendor)) {
             ld->skip_file = true;
             return 1;
         }
@@ -226,59 +224,6 @@ static int load_file(struct policy *p, const struct config *cfg, const char *pat
     return rc < 0 ? -1 : 0;
 }
 
-static bool wanted_extension(const char *name)
-{
-    static const char *const ext[] = {".list", ".allow", ".txt", ".hosts", ".domains", ".adblock"};
-    size_t n = strlen(name);
-    for (size_t i = 0; i < sizeof ext / sizeof *ext; i++) {
-        size_t e = strlen(ext[i]);
-        if (n > e && strcmp(name + n - e, ext[i]) == 0)
-            return true;
-    }
-    return false;
-}
-
-static int filter_entry(const struct dirent *d)
-{
-    return d->d_name[0] != '.' && wanted_extension(d->d_name);
-}
-
-/* Call fn for every file path (directories expanded, sorted). */
-typedef int (*path_fn)(void *ctx, const char *path, enum list_format fmt);
-
-static int each_file(const char *path, enum list_format forced, bool force, path_fn fn, void *ctx,
-                     char *err, size_t errlen)
-{
-    struct stat st;
-    if (stat(path, &st) < 0) {
-        snprintf(err, errlen, "%s: %s", path, strerror(errno));
-        return -1;
-    }
-    if (!S_ISDIR(st.st_mode))
-        return fn(ctx, path, force ? forced : lists_format_of(path));
-    struct dirent **names;
-    int n = scandir(path, &names, filter_entry, alphasort);
-    if (n < 0) {
-        snprintf(err, errlen, "%s: %s", path, strerror(errno));
-        return -1;
-    }
-    int rc = 0;
-    for (int i = 0; i < n; i++) {
-        char full[4096];
-        snprintf(full, sizeof full, "%s/%s", path, names[i]->d_name);
-        if (rc == 0 && stat(full, &st) < 0) {
-            /* A dangling link or a file gone missing is an error, not a list to skip. */
-            snprintf(err, errlen, "%s: %s", full, strerror(errno));
-            rc = -1;
-        } else if (rc == 0 && S_ISREG(st.st_mode)) {
-            rc = fn(ctx, full, force ? forced : lists_format_of(full));
-        }
-        free(names[i]);
-    }
-    free(names);
-    return rc;
-}
-
 struct build {
     struct policy *p;
     const struct config *cfg;
@@ -308,11 +253,11 @@ static int walk_all(struct build *b)
 {
     const struct config *cfg = b->cfg;
     for (size_t i = 0; i < cfg->n_list_paths; i++) {
-        if (each_file(cfg->list_paths[i], LIST_THIRD, false, build_file, b, b->err, b->errlen) < 0)
+        if (lists_each_file(cfg->list_paths[i], false, build_file, b, b->err, b->errlen) < 0)
             return -1;
     }
     for (size_t i = 0; i < cfg->n_allow_lists; i++) {
-        if (each_file(cfg->allow_lists[i], LIST_ALLOW, true, build_file, b, b->err, b->errlen) < 0)
+        if (lists_each_file(cfg->allow_lists[i], true, build_file, b, b->err, b->errlen) < 0)
             return -1;
     }
     return 0;

@@ -54,6 +54,9 @@ typedef void (*policy_problem_fn)(void *ctx, const char *path, unsigned line, co
 struct policy *policy_build(const struct config *cfg, uint64_t seed, policy_problem_fn problem,
                             void *ctx, char *err, size_t errlen);
 
+/* `[lists] vendors`: is a curated list with this file name and vendor wanted? */
+bool policy_vendor_wanted(const struct config *cfg, const char *name, const char *vendor);
+
 struct policy *policy_ref(struct policy *p);
 void policy_unref(struct policy *p);
 

@@ -237,9 +237,12 @@ static void pend_finish(struct pend *p, int status, const uint8_t *reply, size_t
         u->stats->answered++;
     const struct sockaddr *server =
         status == 0 ? (const struct sockaddr *)&p->servers->addr[p->server] : NULL;
+    bool first = true;
     while (w) {
         struct upstream_waiter *next = w->next;
         w->server = server;
+        w->first = first;
+        first = false;
         w->done(w, status, reply, len, info);
         w = next;
     }

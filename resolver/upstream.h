@@ -45,8 +45,10 @@ struct upstream_stats {
  */
 struct upstream_waiter {
     struct upstream_waiter *next;
-    /* Set before done() is called: the server that answered (NULL on failure). */
+    /* Set before done() is called: the server that answered (NULL on failure), and whether
+     * this is the first waiter called with this reply (the one that should cache it). */
     const struct sockaddr *server;
+    bool first;
     void (*done)(struct upstream_waiter *w, int status, const uint8_t *reply, size_t len,
                  const struct dnsmsg_reply_info *info);
 };
