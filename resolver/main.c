@@ -283,18 +283,20 @@ static int drop_privileges(const char *user)
 static void print_stats(const struct worker_stats *s)
 {
     log_info("main",
-             "stats: queries=%llu blocked=%llu blocked_cname=%llu forwarded=%llu answered=%llu "
+             "stats: queries=%llu blocked=%llu blocked_cname=%llu cached=%llu forwarded=%llu "
+             "answered=%llu "
              "servfail=%llu refused=%llu "
              "formerr=%llu notimp=%llu badvers=%llu dropped=%llu coalesced=%llu "
              "upstream_timeouts=%llu tcp_retries=%llu bad_source=%llu mismatched=%llu "
              "malformed=%llu overloaded=%llu tcp_accepted=%llu tcp_refused=%llu",
              (unsigned long long)s->queries, (unsigned long long)s->blocked,
-             (unsigned long long)s->blocked_cname, (unsigned long long)s->forwarded,
-             (unsigned long long)s->upstream.answered, (unsigned long long)s->servfail,
-             (unsigned long long)s->refused, (unsigned long long)s->formerr,
-             (unsigned long long)s->notimp, (unsigned long long)s->badvers,
-             (unsigned long long)s->dropped, (unsigned long long)s->upstream.coalesced,
-             (unsigned long long)s->upstream.timeouts, (unsigned long long)s->upstream.tcp_retries,
+             (unsigned long long)s->blocked_cname, (unsigned long long)s->cached,
+             (unsigned long long)s->forwarded, (unsigned long long)s->upstream.answered,
+             (unsigned long long)s->servfail, (unsigned long long)s->refused,
+             (unsigned long long)s->formerr, (unsigned long long)s->notimp,
+             (unsigned long long)s->badvers, (unsigned long long)s->dropped,
+             (unsigned long long)s->upstream.coalesced, (unsigned long long)s->upstream.timeouts,
+             (unsigned long long)s->upstream.tcp_retries,
              (unsigned long long)s->upstream.bad_source, (unsigned long long)s->upstream.mismatched,
              (unsigned long long)s->upstream.malformed, (unsigned long long)s->upstream.overloaded,
              (unsigned long long)s->listen.tcp_accepted, (unsigned long long)s->listen.tcp_refused);

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "cache.h"
 #include "clients.h"
 #include "db.h"
 #include "dnsmsg.h"
@@ -36,8 +37,10 @@ struct worker {
     struct listen *listen;
     struct upstream *upstream;
     struct qlog_ring *qlog; /* this loop's queue to the log writer; NULL: no log */
+    struct cache *cache;    /* this loop's response cache; NULL: none */
     struct worker_stats stats;
     uint8_t answer[2 + DNS_MAX_UDP]; /* scratch for building one answer */
+    uint8_t cached[DNS_MAX_UDP];     /* scratch for a reply taken from the cache */
 };
 
 /* A query being answered: its question, who asked, and since when. */
@@ -201,33 +204,46 @@ static bool cname_blocked(void *ctx, const uint8_t *name, size_t len)
     return c->verdict.blocked;
 }
 
+/*
+ * Answer the client from an upstream reply (fresh, or from the cache): CNAME cloaking first,
+ * then the reply rewritten for this client. Returns false when no answer could be built.
+ */
+static bool deliver(struct worker *w, const struct listen_origin *to, const struct ask *a,
+                    const uint8_t *reply, size_t len, const struct dnsmsg_reply_info *info,
+                    uint8_t status, const struct sockaddr *server)
+{
+    /* CNAME cloaking: a tracker hidden behind a first-party name is still blocked. */
+    struct cname_check cc = {.policy = w->policy};
+    if (info->an > 0 && dnsmsg_reply_cnames(reply, len, info, cname_blocked, &cc)) {
+        answer_blocked(w, to, a, &cc.verdict, true);
+        return true;
+    }
+    /* Over UDP: the client's size, but never above ours (no fragments, no amplification). */
+    size_t limit = DNS_MAX_UDP;
+    if (to->udp)
+        limit = a->q.udp_size < DNSMSG_EDNS_SIZE ? a->q.udp_size : DNSMSG_EDNS_SIZE;
+    size_t n = dnsmsg_client_reply(&a->q, reply, len, info, limit, w->answer, sizeof w->answer);
+    if (n == 0)
+        return false;
+    listen_respond(to, w->answer, n);
+    unsigned rcode = info->rcode > 15 && !a->q.edns ? RCODE_SERVFAIL : info->rcode;
+    log_query(w, a, status, rcode, 0, 0, server);
+    return true;
+}
+
 static void query_done(struct upstream_waiter *waiter, int status, const uint8_t *reply, size_t len,
                        const struct dnsmsg_reply_info *info)
 {
     struct query *qr = (struct query *)waiter;
     struct worker *w = qr->w;
+    if (status == 0 && waiter->first && w->cache) {
+        const struct dnsmsg_query *q = &qr->a.q;
+        cache_insert(w->cache, q->qname, q->qname_len, q->qtype, q->qclass, q->do_bit, q->cd, reply,
+                     len, info, uv_now(&w->loop));
+    }
     if (status != -ESHUTDOWN && listen_origin_open(&qr->origin)) {
-        /* Over UDP: the client's size, but never above ours (no fragments, no amplification). */
-        size_t limit = DNS_MAX_UDP;
-        if (qr->origin.udp)
-            limit = qr->a.q.udp_size < DNSMSG_EDNS_SIZE ? qr->a.q.udp_size : DNSMSG_EDNS_SIZE;
-        size_t n = 0;
-        /* CNAME cloaking: a tracker hidden behind a first-party name is still blocked. */
-        struct cname_check cc = {.policy = w->policy};
-        if (status == 0 && info->an > 0 &&
-            dnsmsg_reply_cnames(reply, len, info, cname_blocked, &cc)) {
-            answer_blocked(w, &qr->origin, &qr->a, &cc.verdict, true);
-            listen_release(&qr->origin);
-            free(qr);
-            return;
-        }
-        if (status == 0)
-            n = dnsmsg_client_reply(&qr->a.q, reply, len, info, limit, w->answer, sizeof w->answer);
-        if (n > 0) {
-            listen_respond(&qr->origin, w->answer, n);
-            unsigned rcode = info->rcode > 15 && !qr->a.q.edns ? RCODE_SERVFAIL : info->rcode;
-            log_query(w, &qr->a, DB_FORWARDED, rcode, 0, 0, waiter->server);
-        } else {
+        if (status != 0 ||
+            !deliver(w, &qr->origin, &qr->a, reply, len, info, DB_FORWARDED, waiter->server)) {
             w->stats.servfail++;
             answer_error(w, &qr->origin, &qr->a.q, RCODE_SERVFAIL);
             log_query(w, &qr->a, DB_FAILED, RCODE_SERVFAIL, 0, 0, NULL);
@@ -291,10 +307,21 @@ static void on_query(void *ctx, const struct listen_origin *from, const uint8_t 
     case DNSMSG_OK: {
         struct policy_verdict pv;
         policy_check(w->policy, a.q.qname, a.q.qname_len, &pv);
-        if (pv.blocked)
+        if (pv.blocked) {
             answer_blocked(w, from, &a, &pv, false);
-        else
-            forward(w, from, &a);
+            return;
+        }
+        if (w->cache) {
+            struct dnsmsg_reply_info info;
+            size_t n =
+                cache_lookup(w->cache, a.q.qname, a.q.qname_len, a.q.qtype, a.q.qclass, a.q.do_bit,
+                             a.q.cd, uv_now(&w->loop), w->cached, sizeof w->cached, &info);
+            if (n > 0 && deliver(w, from, &a, w->cached, n, &info, DB_CACHED, NULL)) {
+                w->stats.cached++;
+                return;
+            }
+        }
+        forward(w, from, &a);
         return;
     }
     case DNSMSG_FORMERR:
@@ -339,6 +366,13 @@ static void apply_update(struct worker *w, struct update *u)
     }
     struct listen_opts o = listen_opts_from(cfg);
     listen_set_opts(w->listen, &o);
+    /* Upstreams or the cache size may have changed: start with an empty cache (as unbound's
+     * reload does). A failed allocation keeps the old one. */
+    struct cache *fresh = cfg->cache_size ? cache_create(cfg->cache_size) : NULL;
+    if (fresh || cfg->cache_size == 0) {
+        cache_destroy(w->cache);
+        w->cache = fresh;
+    }
     /* Swap: the old config and policy are freed when the last thread lets go of them. */
     struct config *old_cfg = w->cfg;
     struct policy *old_policy = w->policy;
@@ -373,6 +407,10 @@ struct worker *worker_create(unsigned index, struct config *cfg, struct policy *
         return NULL;
     w->index = index;
     w->qlog = qlog;
+    if (cfg->cache_size > 0 && (w->cache = cache_create(cfg->cache_size)) == NULL) {
+        free(w);
+        return NULL;
+    }
     int rc = uv_loop_init(&w->loop);
     if (rc < 0) {
         log_error("worker", "loop: %s", uv_strerror(rc));
@@ -403,6 +441,7 @@ struct worker *worker_create(unsigned index, struct config *cfg, struct policy *
         uv_loop_close(&w->loop);
         config_unref(w->cfg);
         policy_unref(w->policy);
+        cache_destroy(w->cache);
         free(w);
         return NULL;
     }
@@ -466,5 +505,6 @@ void worker_destroy(struct worker *w)
     update_free(atomic_exchange(&w->next, NULL));
     config_unref(w->cfg);
     policy_unref(w->policy);
+    cache_destroy(w->cache);
     free(w);
 }

@@ -26,6 +26,7 @@ struct worker_stats {
     uint64_t refused;       /* answered REFUSED: outside `allow`, or a zone transfer */
     uint64_t blocked;       /* answered from the lists */
     uint64_t blocked_cname; /* of those: found through an upstream answer's CNAME chain */
+    uint64_t cached;        /* answered from the response cache */
     uint64_t forwarded;     /* sent to the upstream table */
     uint64_t servfail;      /* answered SERVFAIL */
     struct upstream_stats upstream;

