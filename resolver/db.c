@@ -245,7 +245,9 @@ int db_check(struct db *d, char *err, size_t errlen)
         if (res && strcmp(res, "ok") == 0) {
             rc = SQLITE_OK;
         } else {
-            snprintf(err, errlen, "quick_check: %s", res ? res : "?");
+            /* The first problem is enough for a log line; the report can be long. */
+            size_t first = res ? strcspn(res, "\n") : 0;
+            snprintf(err, errlen, "quick_check: %.*s", (int)first, res ? res : "");
             rc = SQLITE_CORRUPT;
         }
     } else {

@@ -45,6 +45,11 @@ void log_msg(enum log_level level, const char *module, const char *fmt, ...)
     size_t len = (size_t)n + (m < 0 ? 0 : (size_t)m);
     if (len > sizeof line - 2)
         len = sizeof line - 2;
+    /* One event, one line: control characters from files or peers become spaces. */
+    for (size_t i = (size_t)n; i < len; i++) {
+        if ((unsigned char)line[i] < 0x20 || line[i] == 0x7f)
+            line[i] = ' ';
+    }
     line[len++] = '\n';
     /* One write per message keeps lines from different threads whole. */
     ssize_t w = write(STDERR_FILENO, line, len);
