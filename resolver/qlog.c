@@ -467,7 +467,8 @@ static void forget_ids(struct qlog *q)
     idmap_clear(&q->domains);
     idmap_clear(&q->clients);
     idmap_clear(&q->upstreams);
-    memset(q->list_ids, 0, q->n_list_ids * sizeof *q->list_ids);
+    if (q->list_ids)
+        memset(q->list_ids, 0, q->n_list_ids * sizeof *q->list_ids);
 }
 
 static void close_db(struct qlog *q)
@@ -633,7 +634,7 @@ static int64_t client_id(struct qlog *q, const struct config *cfg, const struct 
         return id;
     /* First time this batch of caches sees the client: its text, MAC and configured name. */
     char addr[80], mac[24];
-    uint8_t macb[6];
+    uint8_t macb[6] = {0};
     bool have_mac;
     client_text(q, cfg, c, addr, sizeof addr, mac, &have_mac, macb);
     struct client_id cid;
