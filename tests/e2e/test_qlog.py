@@ -463,6 +463,39 @@ class Faults(QlogCase):
         self.assertEqual(before, n)
         self.assertLessEqual(late, m)
 
+    @unittest.skipUnless(os.geteuid() == 0, "dropping to another user needs root")
+    def test_read_only_file(self):
+        # As root every file is writable, so run as nobody (`[server] user`): the file is made
+        # read-only between two runs; the second run answers DNS, says why it cannot log, and
+        # logs again once the file is writable (the writer retries the open every 5 s).
+        d = tempfile.mkdtemp(prefix="telesink-qlog-ro-")
+        self.addCleanup(shutil.rmtree, d, True)
+        os.chmod(d, 0o777)
+        db = os.path.join(d, "q.db")
+        with self.serve(log="flush_ms = 100", server="user = nobody", db=db) as ts:
+            self.assertEqual(dig(ts.v4, "first.example.test").rcode, "NXDOMAIN")
+            self.assertEqual(wait_count(db, 1), 1)
+        os.chmod(db, 0o440)
+        with self.serve(log="flush_ms = 100", server="user = nobody", db=db) as ts:
+            self.assertIsNotNone(ts.wait_for_line(r"q\.db: .*(readonly|read-only|unable to open)",
+                                                  POLL_TIMEOUT), ts.output())
+            for i in range(5):
+                a, took = timed(dig, ts.v4, "ro-%d.example.test" % i)
+                self.assertEqual(a.rcode, "NXDOMAIN", a.text)
+                self.assertLess(took, 0.5, a.text)
+            # The fix an operator makes: the database and the files SQLite made beside it
+            # (created with the database's mode, so read-only too).
+            mark = len(ts.lines)
+            for f in glob.glob(db + "*"):
+                os.chmod(f, 0o660)
+            self.assertIsNotNone(ts.wait_for_line(r"logging again", POLL_TIMEOUT, start=mark),
+                                 ts.output())
+            for i in range(3):
+                self.assertEqual(dig(ts.v4, "rw-%d.example.test" % i).rcode, "NXDOMAIN")
+            self.assertEqual(wait_count(db, 3, "WHERE qname LIKE 'rw-%'"), 3)
+            self.assertEqual(ts.stop(), 0)
+            self.assertGreaterEqual(query_log_stats(ts).get("dropped_db_fault", 0), 5)
+
     def test_disk_full(self):
         mnt = tempfile.mkdtemp(prefix="telesink-qlog-tmpfs-")
         self.addCleanup(os.rmdir, mnt)
