@@ -294,7 +294,9 @@ static int scan_ttls(struct cache_entry *e, uint32_t *ttl)
         return 0;
     case RCODE_NOERROR:
         if (info->an > 0) {
-            *ttl = min_ttl;
+            /* A SOA beside answers means a CNAME chain that ends in NODATA: the negative part
+             * lives no longer than the SOA minimum (RFC 2308 5). */
+            *ttl = have_soa && soa_minimum < min_ttl ? soa_minimum : min_ttl;
             return 0;
         }
         /* NODATA: a negative answer like NXDOMAIN. */

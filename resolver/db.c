@@ -24,6 +24,10 @@ enum stmt {
     S_COMMIT,
     S_ROLLBACK,
     S_INSERT_MANY,
+    S_DOMAIN_SEEN,
+    S_CLIENT_SEEN,
+    S_DOMAIN_EXPIRE,
+    S_CLIENT_EXPIRE,
     S_MAX,
 };
 
@@ -49,6 +53,12 @@ static const char *const stmt_sql[S_MAX] = {
     [S_COMMIT] = "COMMIT",
     [S_ROLLBACK] = "ROLLBACK",
     [S_INSERT_MANY] = NULL, /* built in db_open: DB_INSERT_MANY rows of 10 values */
+    [S_DOMAIN_SEEN] = "UPDATE domains SET last_seen = ?2 WHERE id = ?1 AND last_seen < ?2",
+    [S_CLIENT_SEEN] = "UPDATE clients SET last_seen = ?2 WHERE id = ?1 AND last_seen < ?2",
+    [S_DOMAIN_EXPIRE] = "DELETE FROM domains WHERE id IN "
+                        "(SELECT id FROM domains WHERE last_seen < ?1 LIMIT ?2)",
+    [S_CLIENT_EXPIRE] = "DELETE FROM clients WHERE id IN "
+                        "(SELECT id FROM clients WHERE last_seen < ?1 LIMIT ?2)",
 };
 
 struct db {
@@ -59,9 +69,10 @@ struct db {
 
 /* Version 1: the first released schema. Later versions add a step each (see db_migrate). */
 static const char schema_v1[] =
-    "CREATE TABLE domains (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE);"
+    "CREATE TABLE domains (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE, "
+    "  last_seen INTEGER NOT NULL DEFAULT 0);" /* hour: names and clients expire too */
     "CREATE TABLE clients (id INTEGER PRIMARY KEY, addr TEXT NOT NULL, mac TEXT NOT NULL, "
-    "  name TEXT NOT NULL, UNIQUE(addr, mac, name));"
+    "  name TEXT NOT NULL, last_seen INTEGER NOT NULL DEFAULT 0, UNIQUE(addr, mac, name));"
     "CREATE TABLE lists (id INTEGER PRIMARY KEY, name TEXT NOT NULL, vendor TEXT NOT NULL, "
     "  category TEXT NOT NULL, UNIQUE(name, vendor, category));"
     "CREATE TABLE upstreams (id INTEGER PRIMARY KEY, addr TEXT NOT NULL UNIQUE);"
@@ -90,7 +101,8 @@ static const char schema_v1[] =
     "  NULLIF(c.mac, '') AS client_mac, d.name AS qname, "
     "  COALESCE(t.name, 'TYPE' || l.qtype) AS qtype, s.name AS status, li.vendor AS vendor, "
     "  li.name AS list, li.category AS category, COALESCE(r.name, 'RCODE' || l.rcode) AS rcode, "
-    "  u.addr AS upstream, l.duration / 1000.0 AS duration_ms, (l.flags & 1) != 0 AS via_cname "
+    "  u.addr AS upstream, l.duration / 1000.0 AS duration_ms, (l.flags & 1) != 0 AS via_cname, "
+    "  l.id AS id "
     "FROM log l JOIN clients c ON c.id = l.client JOIN domains d ON d.id = l.domain "
     "  JOIN statuses s ON s.id = l.status LEFT JOIN qtypes t ON t.id = l.qtype "
     "  LEFT JOIN rcodes r ON r.id = l.rcode LEFT JOIN lists li ON li.id = l.list "
@@ -308,18 +320,49 @@ static int64_t get_or_add(struct db *d, enum stmt get, enum stmt add, const char
     return *rc == SQLITE_OK ? sqlite3_last_insert_rowid(d->conn) : 0;
 }
 
-int64_t db_domain_id(struct db *d, const char *name, size_t len, int *rc)
+/* Mark a name or client as used in this hour (retention deletes the ones not used since). */
+static int64_t seen(struct db *d, enum stmt st, int64_t id, int64_t hour, int *rc)
+{
+    if (id <= 0)
+        return id;
+    sqlite3_bind_int64(d->st[st], 1, id);
+    sqlite3_bind_int64(d->st[st], 2, hour);
+    *rc = run(d->st[st]);
+    return *rc == SQLITE_OK ? id : 0;
+}
+
+int64_t db_domain_id(struct db *d, const char *name, size_t len, int64_t hour, int *rc)
 {
     const char *v[] = {name};
     int l[] = {(int)len};
-    return get_or_add(d, S_DOMAIN_GET, S_DOMAIN_ADD, v, l, 1, rc);
+    return seen(d, S_DOMAIN_SEEN, get_or_add(d, S_DOMAIN_GET, S_DOMAIN_ADD, v, l, 1, rc), hour, rc);
 }
 
-int64_t db_client_id(struct db *d, const char *addr, const char *mac, const char *name, int *rc)
+int64_t db_client_id(struct db *d, const char *addr, const char *mac, const char *name,
+                     int64_t hour, int *rc)
 {
     const char *v[] = {addr, mac ? mac : "", name ? name : ""};
     int l[] = {-1, -1, -1};
-    return get_or_add(d, S_CLIENT_GET, S_CLIENT_ADD, v, l, 3, rc);
+    return seen(d, S_CLIENT_SEEN, get_or_add(d, S_CLIENT_GET, S_CLIENT_ADD, v, l, 3, rc), hour, rc);
+}
+
+int db_expire_names(struct db *d, int64_t cutoff_hour, int chunk)
+{
+    int rc = db_begin(d), deleted = 0;
+    for (int i = 0; rc == SQLITE_OK && i < 2; i++) {
+        sqlite3_stmt *st = d->st[i == 0 ? S_DOMAIN_EXPIRE : S_CLIENT_EXPIRE];
+        sqlite3_bind_int64(st, 1, cutoff_hour);
+        sqlite3_bind_int(st, 2, chunk);
+        rc = run(st);
+        deleted += sqlite3_changes(d->conn);
+    }
+    if (rc == SQLITE_OK)
+        rc = db_commit(d);
+    if (rc != SQLITE_OK) {
+        db_rollback(d);
+        return -rc;
+    }
+    return deleted;
 }
 
 int64_t db_list_id(struct db *d, const char *name, const char *vendor, const char *category,
@@ -338,12 +381,31 @@ int64_t db_upstream_id(struct db *d, const char *addr, int *rc)
 }
 
 /* Bind one row's 10 values starting at parameter `first`; returns the row id used. */
-static int64_t bind_row(struct db *d, sqlite3_stmt *st, int first, const struct db_row *row,
-                        int64_t last)
+/* Backward steps of the clock smaller than this keep ids (and times) increasing. */
+#define JITTER_MS 1000
+
+/*
+ * The row id for a time: (ms << 10) plus a sequence for rows in the same millisecond. Rows are
+ * written in time order, so an id at or below the last one means the same millisecond, or
+ * the clock stepped back a little: take the next id. After a larger step back the id follows
+ * the clock (the time must stay true), and may then meet rows already there: the caller
+ * inserts those rows one by one, skipping taken ids (see db_insert).
+ */
+static int64_t next_id(int64_t last, uint64_t ts_ms, bool *stepped_back)
 {
-    int64_t id = (int64_t)(row->ts_ms << 10);
-    if (id <= last)
-        id = last + 1; /* same millisecond, or the clock stepped back: keep order */
+    int64_t id = (int64_t)(ts_ms << 10);
+    *stepped_back = false;
+    if (id > last)
+        return id;
+    if (last - id < ((int64_t)JITTER_MS << 10))
+        return last + 1;
+    *stepped_back = true;
+    return id;
+}
+
+static int64_t bind_row(struct db *d, sqlite3_stmt *st, int first, const struct db_row *row,
+                        int64_t id)
+{
     (void)d;
     sqlite3_bind_int64(st, first, id);
     sqlite3_bind_int64(st, first + 1, row->client);
@@ -366,16 +428,33 @@ static int64_t bind_row(struct db *d, sqlite3_stmt *st, int first, const struct 
 
 int db_insert(struct db *d, const struct db_row *row)
 {
-    int64_t id = bind_row(d, d->st[S_INSERT], 1, row, d->last_id);
-    int rc = run(d->st[S_INSERT]);
-    if (rc == SQLITE_OK)
-        d->last_id = id;
-    return rc;
+    bool back;
+    int64_t id = next_id(d->last_id, row->ts_ms, &back);
+    /* After the clock stepped back, ids of that millisecond may be taken: try the next ones. */
+    for (int tries = 0; tries < 1024; tries++, id++) {
+        bind_row(d, d->st[S_INSERT], 1, row, id);
+        int rc = run(d->st[S_INSERT]);
+        if (rc == SQLITE_OK) {
+            d->last_id = id;
+            return rc;
+        }
+        if (rc != SQLITE_CONSTRAINT || !back)
+            return rc;
+    }
+    return SQLITE_CONSTRAINT;
 }
 
 int db_insert_many(struct db *d, const struct db_row *rows, size_t n)
 {
-    if (n < DB_INSERT_MANY) {
+    int64_t ids[DB_INSERT_MANY];
+    bool many = n == DB_INSERT_MANY;
+    int64_t last = d->last_id;
+    for (size_t i = 0; many && i < n; i++) {
+        bool back;
+        last = ids[i] = next_id(last, rows[i].ts_ms, &back);
+        many = !back;
+    }
+    if (!many) {
         for (size_t i = 0; i < n; i++) {
             int rc = db_insert(d, &rows[i]);
             if (rc != SQLITE_OK)
@@ -384,12 +463,11 @@ int db_insert_many(struct db *d, const struct db_row *rows, size_t n)
         return SQLITE_OK;
     }
     sqlite3_stmt *st = d->st[S_INSERT_MANY];
-    int64_t id = d->last_id;
     for (size_t i = 0; i < DB_INSERT_MANY; i++)
-        id = bind_row(d, st, (int)(1 + 10 * i), &rows[i], id);
+        bind_row(d, st, (int)(1 + 10 * i), &rows[i], ids[i]);
     int rc = run(st);
     if (rc == SQLITE_OK)
-        d->last_id = id;
+        d->last_id = last;
     return rc;
 }
 

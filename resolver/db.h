@@ -49,8 +49,10 @@ int db_commit(struct db *d);
 void db_rollback(struct db *d);
 
 /* Ids for the normalised columns (inserted when new). 0 on error, *rc set. */
-int64_t db_domain_id(struct db *d, const char *name, size_t len, int *rc);
-int64_t db_client_id(struct db *d, const char *addr, const char *mac, const char *name, int *rc);
+/* Names and clients also record the hour they were last used (for retention). */
+int64_t db_domain_id(struct db *d, const char *name, size_t len, int64_t hour, int *rc);
+int64_t db_client_id(struct db *d, const char *addr, const char *mac, const char *name,
+                     int64_t hour, int *rc);
 int64_t db_list_id(struct db *d, const char *name, const char *vendor, const char *category,
                    int *rc);
 int64_t db_upstream_id(struct db *d, const char *addr, int *rc);
@@ -79,6 +81,12 @@ int db_count(struct db *d, int64_t hour, uint64_t queries, uint64_t logged, uint
  * deleted (0 when nothing is left to delete) or a negative SQLite error code.
  */
 int db_expire(struct db *d, uint64_t cutoff_ms, int chunk);
+
+/*
+ * Delete up to `chunk` names and up to `chunk` clients not used since cutoff_hour (rows that
+ * use them are older still and already gone). Returns the number deleted or -error.
+ */
+int db_expire_names(struct db *d, int64_t cutoff_hour, int chunk);
 
 /* A passive checkpoint; a truncating one when the WAL is larger than limit bytes. */
 void db_checkpoint(struct db *d, int64_t wal_limit);

@@ -270,10 +270,10 @@ bool neigh_lookup(struct neigh *n, const struct sockaddr *addr, uint64_t now_ms,
         return false;
     }
 
-    if (find(n, family, key, scope, mac))
-        return true;
+    /* A fresh table answers from memory; an old one is read again first, hit or not (an
+     * address handed to another device must not keep the previous device's MAC). */
     if (n->dumped && now_ms - n->dumped_at < n->refresh_ms)
-        return false;
+        return find(n, family, key, scope, mac);
     n->dumped = true;
     n->dumped_at = now_ms;
 
@@ -283,7 +283,7 @@ bool neigh_lookup(struct neigh *n, const struct sockaddr *addr, uint64_t now_ms,
         /* Keep the old table: a failed dump says nothing about the devices in it. */
         log_debug("neigh", "neighbour dump failed: %s", strerror(-rc));
         free(t.v);
-        return false;
+        return find(n, family, key, scope, mac);
     }
     free(n->v);
     n->v = t.v;

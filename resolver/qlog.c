@@ -37,6 +37,7 @@ struct qlog_ring {
     uint32_t mask;
     struct qlog *q;
     struct qlog_record *slots;
+    uint64_t seen_dropped, seen_unlogged; /* writer only: counts already accounted for */
 };
 
 /* A list as the log knows it: interned once, never freed before qlog_destroy. */
@@ -84,10 +85,10 @@ struct qlog {
     int64_t *list_ids; /* db id per list ident (writer's copy) */
     size_t n_list_ids;
     bool clients_stale; /* set by qlog_reload: client names may have changed */
+    int64_t hour;       /* the writer's current hour (unix seconds / 3600) */
     struct neigh *neigh;
     uint8_t key[16]; /* keys the client hash (anonymize_clients) */
     bool have_key;
-    uint64_t seen_dropped[64], seen_unlogged[64]; /* per ring: counts already accounted */
     struct hour_count pending[4];
     size_t n_pending;
     struct qlog_record *batch;
@@ -103,7 +104,7 @@ static uint64_t mono_ms(void)
 
 struct qlog *qlog_create(struct config *cfg, unsigned nrings)
 {
-    if (nrings == 0 || nrings > 64)
+    if (nrings == 0)
         return NULL;
     struct qlog *q = calloc(1, sizeof *q);
     if (!q)
@@ -648,7 +649,7 @@ static int64_t client_id(struct qlog *q, const struct config *cfg, const struct 
     cid.has_mac = have_mac;
     memcpy(cid.mac, macb, 6);
     const char *name = clients_name(cfg, &cid);
-    id = db_client_id(q->db, addr, mac, name ? name : "", rc);
+    id = db_client_id(q->db, addr, mac, name ? name : "", q->hour, rc);
     /* A MAC found in the neighbour table is remembered with the address for a while only:
      * the cache is cleared when full or reloaded. */
     if (id > 0)
@@ -685,7 +686,7 @@ static int64_t domain_id(struct qlog *q, const char *name, size_t len, int *rc)
     int64_t id = idmap_get(&q->domains, name, len, h);
     if (id > 0)
         return id;
-    id = db_domain_id(q->db, name, len, rc);
+    id = db_domain_id(q->db, name, len, q->hour, rc);
     if (id > 0)
         idmap_put(&q->domains, name, len, h, id);
     return id;
@@ -758,16 +759,22 @@ static size_t collect(struct qlog *q, int64_t hour)
         /* Drops and deliberate non-logging since the last batch count for this hour. */
         uint64_t d = atomic_load_explicit(&r->dropped, memory_order_relaxed);
         uint64_t u = atomic_load_explicit(&r->unlogged, memory_order_relaxed);
-        if (d != q->seen_dropped[i] || u != q->seen_unlogged[i]) {
+        if (d != r->seen_dropped || u != r->seen_unlogged) {
             struct hour_count *h = hour_of(q, hour);
-            h->dropped += d - q->seen_dropped[i];
-            h->queries += (d - q->seen_dropped[i]) + (u - q->seen_unlogged[i]);
-            h->not_logged += u - q->seen_unlogged[i];
-            q->seen_dropped[i] = d;
-            q->seen_unlogged[i] = u;
+            h->dropped += d - r->seen_dropped;
+            h->queries += (d - r->seen_dropped) + (u - r->seen_unlogged);
+            h->not_logged += u - r->seen_unlogged;
+            r->seen_dropped = d;
+            r->seen_unlogged = u;
         }
     }
     return n;
+}
+
+static int by_time(const void *a, const void *b)
+{
+    uint64_t x = ((const struct qlog_record *)a)->ts_ms, y = ((const struct qlog_record *)b)->ts_ms;
+    return x < y ? -1 : x > y;
 }
 
 static bool rings_empty(struct qlog *q)
@@ -796,10 +803,23 @@ static void maintain(struct qlog *q, const struct config *cfg)
             if (deleted < EXPIRE_CHUNK)
                 break;
         }
+        /* Then the names and clients no row uses any more (an hour of margin: ids are cached
+         * for a minute between uses being recorded). */
+        int64_t cutoff_hour = (int64_t)(cutoff / 3600000) - 1;
+        for (int round = 0; round < 10; round++) {
+            int deleted = db_expire_names(q->db, cutoff_hour, EXPIRE_CHUNK);
+            if (deleted < 0) {
+                fault(q, "expiring old names", -deleted);
+                break;
+            }
+            if (deleted < EXPIRE_CHUNK)
+                break;
+        }
     }
     db_checkpoint(q->db, WAL_LIMIT);
-    /* Look clients up again now and then: a LAN client's MAC may have appeared meanwhile. */
-    idmap_clear(&q->clients);
+    /* Look names and clients up again now and then: that records when they were last used
+     * (for retention), and a LAN client's MAC may have appeared meanwhile. */
+    forget_ids(q);
 }
 
 static void *writer_main(void *arg)
@@ -833,9 +853,13 @@ static void *writer_main(void *arg)
         struct timespec now;
         clock_gettime(CLOCK_REALTIME, &now);
         int64_t hour = (int64_t)now.tv_sec / 3600;
+        q->hour = hour;
         size_t n;
         do {
             n = collect(q, hour);
+            /* The rings are drained one after the other: put the batch back in time order. */
+            if (q->nrings > 1)
+                qsort(q->batch, n, sizeof *q->batch, by_time);
             size_t logged = n;
             int rc = SQLITE_OK;
             if (n > 0)

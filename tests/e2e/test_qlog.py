@@ -640,11 +640,24 @@ class Faults(QlogCase):
                               ((old_ms + i) << 10, client, domain))
                 c.execute("INSERT INTO log(id, client, domain, qtype, status, rcode, duration, "
                           "flags) VALUES (?, ?, ?, 1, 2, 0, 1000, 0)", (edge_ms << 10, client, domain))
+                # A name and a client only old rows used: retention must forget them too.
+                old_hour = old_ms // 3600000
+                c.execute("INSERT INTO domains(name, last_seen) VALUES ('gone.example.test', ?)",
+                          (old_hour,))
+                c.execute("INSERT INTO clients(addr, mac, name, last_seen) "
+                          "VALUES ('192.0.2.99', '', '', ?)", (old_hour,))
+                gone_domain = c.execute("SELECT id FROM domains WHERE name = "
+                                        "'gone.example.test'").fetchone()[0]
+                gone_client = c.execute("SELECT id FROM clients WHERE addr = "
+                                        "'192.0.2.99'").fetchone()[0]
+                c.execute("INSERT INTO log(id, client, domain, qtype, status, rcode, duration, "
+                          "flags) VALUES (?, ?, ?, 1, 2, 0, 1000, 0)",
+                          ((old_ms + 9) << 10, gone_client, gone_domain))
         finally:
             c.close()
         # The ids read back as those times through the view.
         old_ts = [r["ts"] for r in rows(db, "WHERE ts < ?", (now_ms / 1000 - 86400,), ro=False)]
-        self.assertEqual(len(old_ts), 5)
+        self.assertEqual(len(old_ts), 6)
         self.assertAlmostEqual(min(old_ts), old_ms / 1000, places=2)
         with self.serve(log="flush_ms = 100\nretention_days = 1", db=db) as ts:
             cutoff = (now_ms - 86400 * 1000) << 10
@@ -660,6 +673,13 @@ class Faults(QlogCase):
                          "new.example.test"} <= set(got), got)
         self.assertEqual(scalar(db, "SELECT count(*) FROM log WHERE id = ?", (edge_ms << 10,),
                                 ro=False), 1)
+        # Names and addresses do not outlive their rows (retention is a privacy promise).
+        self.assertEqual(scalar(db, "SELECT count(*) FROM domains WHERE name = "
+                                "'gone.example.test'", ro=False), 0)
+        self.assertEqual(scalar(db, "SELECT count(*) FROM clients WHERE addr = '192.0.2.99'",
+                                ro=False), 0)
+        self.assertEqual(scalar(db, "SELECT count(*) FROM domains WHERE name = "
+                                "'recent0.example.test'", ro=False), 1)
 
     def corrupt_case(self, garbage_fn):
         db = os.path.join(self.tmpdir(), "q.db")

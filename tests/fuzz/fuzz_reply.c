@@ -1,17 +1,30 @@
 /*
- * Upstream reply path: bytes -> match against the question -> scan -> the rewritten answer for
- * a client with and without EDNS, over UDP (512) and TCP (65535). The first bytes of the input
- * pick the question, so the fuzzer can reach matching replies.
+ * Upstream reply path: bytes -> match against the question -> scan -> CNAME targets (cloaking)
+ * -> cache insert and lookup a second later -> the rewritten answer for a client with and
+ * without EDNS, over UDP (512) and TCP (65535). The reply's own question is used when it is
+ * well-formed, so the fuzzer reaches matching replies.
  */
 #include <stdint.h>
 #include <string.h>
 
+#include "cache.h"
 #include "dnsmsg.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
+static bool count_name(void *ctx, const uint8_t *name, size_t len)
+{
+    if (len == 0 || len > DNS_MAX_NAME || name[len - 1] != 0)
+        __builtin_trap(); /* a CNAME target is a whole wire name */
+    (*(unsigned *)ctx)++;
+    return false;
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
+    static struct cache *cache;
+    if (!cache)
+        cache = cache_create(256 << 10);
     struct dnsmsg_query q;
     memset(&q, 0, sizeof q);
     static const uint8_t name[] = {7, 'e', 'x', 'a', 'm', 'p', 'l', 'e', 3, 'c', 'o', 'm', 0};
@@ -49,7 +62,25 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     struct dnsmsg_reply_info info;
     if (dnsmsg_reply_scan(data, size, &info) < 0)
         return 0;
+    unsigned cnames = 0;
+    dnsmsg_reply_cnames(data, size, &info, count_name, &cnames);
+    if (cnames > info.an)
+        __builtin_trap();
+
     static uint8_t out[DNS_MAX_UDP + 2];
+    /* Through the cache: what comes back a second later must rewrite just as safely. */
+    static uint8_t cached[DNS_MAX_UDP];
+    struct dnsmsg_reply_info cinfo;
+    cache_insert(cache, q.qname, q.qname_len, q.qtype, q.qclass, false, false, data, size, &info,
+                 1000);
+    size_t clen = cache_lookup(cache, q.qname, q.qname_len, q.qtype, q.qclass, false, false, 2000,
+                               cached, sizeof cached, &cinfo);
+    if (clen > 0) {
+        q.edns = false;
+        q.udp_size = 512;
+        if (dnsmsg_client_reply(&q, cached, clen, &cinfo, 512, out, sizeof out) > 512)
+            __builtin_trap();
+    }
     for (int edns = 0; edns < 2; edns++) {
         q.edns = edns;
         q.udp_size = edns ? 1232 : 512;
