@@ -475,6 +475,26 @@ static void test_negative_nodata(void **state)
     cache_destroy(c);
 }
 
+/* An answer plus a SOA (a CNAME chain that ends in NODATA): the SOA minimum bounds it. */
+static void test_answer_with_soa_bounded_by_minimum(void **state)
+{
+    (void)state;
+    struct reply r;
+    header(&r.p, 0x8180, 1, 1, 0);
+    question(&r.p, "www.example.com", TYPE_AAAA, IN);
+    rr_a(&r.p, 300, 0x0A000001); /* stands for the CNAME record: the lifetime rule is the point */
+    rr_soa(&r.p, 300, 3);
+    scan(&r);
+    struct cache *c = cache_create(1 << 20);
+    insert(c, "www.example.com", TYPE_AAAA, IN, false, false, &r, T0);
+    struct dnsmsg_reply_info info;
+    assert_int_equal(lookup(c, "www.example.com", TYPE_AAAA, IN, false, false, T0 + 2999, &info),
+                     r.p.n);
+    assert_int_equal(lookup(c, "www.example.com", TYPE_AAAA, IN, false, false, T0 + 3000, &info),
+                     0);
+    cache_destroy(c);
+}
+
 static void test_negative_without_soa(void **state)
 {
     (void)state;
@@ -779,6 +799,7 @@ int main(void)
         cmocka_unit_test(test_expiry_at_min_ttl),
         cmocka_unit_test(test_negative_nxdomain),
         cmocka_unit_test(test_negative_nodata),
+        cmocka_unit_test(test_answer_with_soa_bounded_by_minimum),
         cmocka_unit_test(test_negative_without_soa),
         cmocka_unit_test(test_servfail_five_seconds),
         cmocka_unit_test(test_not_cached),
