@@ -1,5 +1,7 @@
 #include "cache.h"
 
+#include "wire.h"
+
 #include <stdlib.h>
 #include <string.h>
 
@@ -39,39 +41,6 @@ struct cache {
     uint64_t hits, misses, inserts, evictions, expired;
 };
 
-static inline uint16_t rd16(const uint8_t *p)
-{
-    return (uint16_t)(p[0] << 8 | p[1]);
-}
-
-static inline uint32_t rd32(const uint8_t *p)
-{
-    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
-}
-
-static inline void wr32(uint8_t *p, uint32_t v)
-{
-    p[0] = (uint8_t)(v >> 24);
-    p[1] = (uint8_t)(v >> 16);
-    p[2] = (uint8_t)(v >> 8);
-    p[3] = (uint8_t)v;
-}
-
-static inline uint8_t lower(uint8_t c)
-{
-    return (c >= 'A' && c <= 'Z') ? (uint8_t)(c + 32) : c;
-}
-
-static inline uint64_t fmix64(uint64_t k)
-{
-    k ^= k >> 33;
-    k *= 0xff51afd7ed558ccdULL;
-    k ^= k >> 33;
-    k *= 0xc4ceb9fe1a85ec53ULL;
-    k ^= k >> 33;
-    return k;
-}
-
 static inline uint8_t *entry_qname(struct cache_entry *e)
 {
     return (uint8_t *)(e->ttl_off + e->nttl);
@@ -99,7 +68,7 @@ static uint64_t key_hash(uint64_t seed, const uint8_t *qname, size_t qname_len, 
 {
     uint64_t h = seed;
     for (size_t i = 0; i < qname_len; i++)
-        h = (h ^ lower(qname[i])) * 0x100000001b3ULL;
+        h = (h ^ dns_lower(qname[i])) * 0x100000001b3ULL;
     h ^= (uint64_t)qtype << 32 | (uint64_t)qclass << 16 | flags;
     return fmix64(h);
 }
@@ -113,7 +82,7 @@ static struct cache_entry *find(struct cache *c, uint64_t h, const uint8_t *qnam
             continue;
         const uint8_t *stored = entry_qname(e);
         size_t i = 0;
-        while (i < qname_len && stored[i] == lower(qname[i]))
+        while (i < qname_len && stored[i] == dns_lower(qname[i]))
             i++;
         if (i == qname_len)
             return e;
@@ -343,7 +312,7 @@ void cache_insert(struct cache *c, const uint8_t *qname, size_t qname_len, uint1
     e->flags = (do_bit ? KEY_DO : 0) | (cd_bit ? KEY_CD : 0);
     e->stored_ms = now_ms;
     for (size_t i = 0; i < qname_len; i++)
-        entry_qname(e)[i] = lower(qname[i]);
+        entry_qname(e)[i] = dns_lower(qname[i]);
     memcpy(entry_reply(e), reply, len);
     uint32_t ttl = 0;
     if (scan_ttls(e, &ttl) < 0 || ttl == 0) {

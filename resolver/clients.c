@@ -1,13 +1,10 @@
 #include "clients.h"
 
+#include "wire.h"
+
 #include <netinet/in.h>
 #include <stdio.h>
 #include <string.h>
-
-static inline uint16_t rd16(const uint8_t *p)
-{
-    return (uint16_t)(p[0] << 8 | p[1]);
-}
 
 static bool mac_is_zero(const uint8_t mac[6])
 {

@@ -1,5 +1,7 @@
 #include "dnsmsg.h"
 
+#include "wire.h"
+
 #include <ldns/ldns.h>
 #include <stdio.h>
 #include <string.h>
@@ -16,35 +18,6 @@
 
 #define OPT_DO       0x8000u
 #define EDNS_OPT_EDE 15
-
-static inline uint16_t rd16(const uint8_t *p)
-{
-    return (uint16_t)(p[0] << 8 | p[1]);
-}
-
-static inline uint32_t rd32(const uint8_t *p)
-{
-    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
-}
-
-static inline void wr16(uint8_t *p, uint16_t v)
-{
-    p[0] = (uint8_t)(v >> 8);
-    p[1] = (uint8_t)v;
-}
-
-static inline void wr32(uint8_t *p, uint32_t v)
-{
-    p[0] = (uint8_t)(v >> 24);
-    p[1] = (uint8_t)(v >> 16);
-    p[2] = (uint8_t)(v >> 8);
-    p[3] = (uint8_t)v;
-}
-
-static inline uint8_t lower(uint8_t c)
-{
-    return (c >= 'A' && c <= 'Z') ? (uint8_t)(c + 32) : c;
-}
 
 /*
  * Read an uncompressed name at *pos (a question's name). Returns its wire length, or 0 when it
@@ -238,7 +211,7 @@ void dnsmsg_name_lower(const uint8_t *name, size_t len, uint8_t *out)
 {
     /* Length bytes are below 64, so lower-casing them is harmless. */
     for (size_t i = 0; i < len; i++)
-        out[i] = lower(name[i]);
+        out[i] = dns_lower(name[i]);
 }
 
 size_t dnsmsg_upstream_query(const uint8_t *qname, size_t qname_len, uint16_t qtype,
@@ -273,7 +246,7 @@ bool dnsmsg_reply_matches(const uint8_t *pkt, size_t len, uint16_t id, const uin
         return false;
     const uint8_t *n = pkt + DNS_HEADER_LEN;
     for (size_t i = 0; i < qname_len; i++) {
-        if (lower(n[i]) != lower(qname[i]))
+        if (dns_lower(n[i]) != dns_lower(qname[i]))
             return false;
     }
     const uint8_t *t = n + qname_len;

@@ -1,5 +1,7 @@
 #include "domainset.h"
 
+#include "wire.h"
+
 #include <stdlib.h>
 #include <string.h>
 
@@ -31,16 +33,6 @@ static const uint8_t lower_tab[256] = {
 #undef R16
 #undef R64
 };
-
-static inline uint64_t fmix64(uint64_t k)
-{
-    k ^= k >> 33;
-    k *= 0xff51afd7ed558ccdULL;
-    k ^= k >> 33;
-    k *= 0xc4ceb9fe1a85ec53ULL;
-    k ^= k >> 33;
-    return k;
-}
 
 /* One label, case-folded, length included. */
 static inline uint64_t label_hash(uint64_t seed, const uint8_t *p, size_t n)
