@@ -11,6 +11,7 @@
 #include <time.h>
 
 #include "domainset.h"
+#include "pkt.h"
 
 static uint64_t rng = 42;
 
@@ -28,21 +29,6 @@ static void random_name(char *out, size_t *len, uint32_t i)
     int n =
         sprintf(out, "%s%x-%u.%s", (i % 3) ? "metrics." : "", next() & 0xffffff, i, tlds[i % 8]);
     *len = (size_t)n;
-}
-
-static size_t to_wire(const char *name, size_t len, uint8_t *wire)
-{
-    size_t w = 0, start = 0;
-    for (size_t k = 0; k <= len; k++) {
-        if (k == len || name[k] == '.') {
-            wire[w++] = (uint8_t)(k - start);
-            memcpy(wire + w, name + start, k - start);
-            w += k - start;
-            start = k + 1;
-        }
-    }
-    wire[w++] = 0;
-    return w;
 }
 
 static double now(void)
@@ -87,7 +73,7 @@ int main(int argc, char **argv)
             len = (size_t)sprintf(buf, "x%u.miss-%u.example.com", next(), next());
             break;
         }
-        wlen[q] = to_wire(buf, len, wire[q]);
+        wlen[q] = name_to_wire(buf, len, wire[q]);
     }
     size_t hits = 0;
     struct domainset_hit hit;

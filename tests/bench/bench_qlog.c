@@ -19,6 +19,7 @@
 
 #include "db.h"
 #include "qlog.h"
+#include "pkt.h"
 
 static uint64_t rng = 88172645463325252ULL;
 
@@ -35,21 +36,6 @@ static double now(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static size_t to_wire(const char *name, uint8_t *wire)
-{
-    size_t w = 0, start = 0, len = strlen(name);
-    for (size_t k = 0; k <= len; k++) {
-        if (k == len || name[k] == '.') {
-            wire[w++] = (uint8_t)(k - start);
-            memcpy(wire + w, name + start, k - start);
-            w += k - start;
-            start = k + 1;
-        }
-    }
-    wire[w++] = 0;
-    return w;
 }
 
 int main(int argc, char **argv)
@@ -90,7 +76,7 @@ int main(int argc, char **argv)
         static const char *const tld[] = {"com", "net", "org", "io", "cn"};
         snprintf(name, sizeof name, "%s%llx.example%u.%s", i % 3 ? "api." : "",
                  (unsigned long long)(next() & 0xfffff), (unsigned)(i % 97), tld[i % 5]);
-        wlen[i] = to_wire(name, wire[i]);
+        wlen[i] = name_to_wire(name, strlen(name), wire[i]);
     }
     size_t nlists = policy_list_count(p);
     struct timespec rt;

@@ -7,6 +7,7 @@
 
 #include "domainset.h"
 #include "lists.h"
+#include "pkt.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -38,16 +39,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                     __builtin_trap();
                 /* The same name in wire form must match too. */
                 uint8_t wire[LISTS_MAX_NAME + 2];
-                size_t w = 0, start = 0;
-                for (size_t k = 0; k <= len; k++) {
-                    if (k == len || name[k] == '.') {
-                        wire[w++] = (uint8_t)(k - start);
-                        memcpy(wire + w, name + start, k - start);
-                        w += k - start;
-                        start = k + 1;
-                    }
-                }
-                wire[w++] = 0;
+                size_t w = name_to_wire(name, len, wire);
                 if (!domainset_match_wire(set, wire, w, &hit))
                     __builtin_trap();
             }

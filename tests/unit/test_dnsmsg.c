@@ -6,46 +6,13 @@
 #include <string.h>
 
 #include <cmocka.h>
+
+#include "pkt.h"
 #include <ldns/ldns.h>
 
 #include "dnsmsg.h"
 
 /* ---- a small packet builder ---- */
-
-struct pkt {
-    uint8_t b[4096];
-    size_t n;
-};
-
-static void put8(struct pkt *p, uint8_t v)
-{
-    p->b[p->n++] = v;
-}
-
-static void put16(struct pkt *p, uint16_t v)
-{
-    put8(p, (uint8_t)(v >> 8));
-    put8(p, (uint8_t)v);
-}
-
-static void put32(struct pkt *p, uint32_t v)
-{
-    put16(p, (uint16_t)(v >> 16));
-    put16(p, (uint16_t)v);
-}
-
-static void put_name(struct pkt *p, const char *dotted)
-{
-    while (*dotted) {
-        const char *dot = strchr(dotted, '.');
-        size_t l = dot ? (size_t)(dot - dotted) : strlen(dotted);
-        put8(p, (uint8_t)l);
-        memcpy(p->b + p->n, dotted, l);
-        p->n += l;
-        dotted += l + (dot ? 1 : 0);
-    }
-    put8(p, 0);
-}
 
 static void header(struct pkt *p, uint16_t id, uint16_t flags, uint16_t qd, uint16_t an,
                    uint16_t ns, uint16_t ar)
