@@ -39,6 +39,8 @@ struct worker {
     struct qlog_ring *qlog; /* this loop's queue to the log writer; NULL: no log */
     struct cache *cache;    /* this loop's response cache; NULL: none */
     struct worker_stats stats;
+    int64_t wall_offset_ns;          /* CLOCK_REALTIME minus uv_hrtime(), refreshed each second */
+    uint64_t wall_offset_at;         /* uv_hrtime() of that refresh */
     uint8_t answer[2 + DNS_MAX_UDP]; /* scratch for building one answer */
     uint8_t cached[DNS_MAX_UDP];     /* scratch for a reply taken from the cache */
 };
@@ -77,11 +79,19 @@ static void identify(const struct worker *w, const struct listen_origin *from, c
 {
     struct client_id id;
     const struct sockaddr *peer = (const struct sockaddr *)&from->peer;
+    struct qlog_client *c = &a->client;
+    memset(c, 0, sizeof *c);
+    if (peer->sa_family == AF_INET &&
+        !(a->q.edns && in_cidrs(w->cfg->trusted_forwarders, w->cfg->n_trusted_forwarders, peer))) {
+        /* The common case, without the detour through struct client_id. */
+        c->family = AF_INET;
+        memcpy(c->addr, &((const struct sockaddr_in *)peer)->sin_addr, 4);
+        c->prefix = 32;
+        return;
+    }
     clients_from_source(peer, &id);
     if (a->q.edns && in_cidrs(w->cfg->trusted_forwarders, w->cfg->n_trusted_forwarders, peer))
         clients_from_edns(pkt, len, &a->q, &id);
-    struct qlog_client *c = &a->client;
-    memset(c, 0, sizeof *c);
     const struct sockaddr *sa = (const struct sockaddr *)&id.addr;
     if (sa->sa_family == AF_INET6) {
         const uint8_t *b = ((const struct sockaddr_in6 *)sa)->sin6_addr.s6_addr;
@@ -118,10 +128,17 @@ static void log_query(struct worker *w, const struct ask *a, uint8_t status, uns
     struct qlog_record *r = qlog_reserve(w->qlog);
     if (!r)
         return;
-    struct timespec now;
-    clock_gettime(CLOCK_REALTIME, &now);
-    r->ts_ms = (uint64_t)now.tv_sec * 1000 + (uint64_t)now.tv_nsec / 1000000;
-    uint64_t took = (uv_hrtime() - a->start_ns) / 1000;
+    /* One monotonic read per logged query; the wall clock is derived from it (the offset is
+     * read again every second, so a clock step shows within a second). */
+    uint64_t end = uv_hrtime();
+    if (end - w->wall_offset_at > 1000000000ULL || w->wall_offset_at == 0) {
+        struct timespec now;
+        clock_gettime(CLOCK_REALTIME, &now);
+        w->wall_offset_ns = (int64_t)now.tv_sec * 1000000000LL + now.tv_nsec - (int64_t)end;
+        w->wall_offset_at = end;
+    }
+    r->ts_ms = (uint64_t)((int64_t)end + w->wall_offset_ns) / 1000000;
+    uint64_t took = (end - a->start_ns) / 1000;
     r->duration_us = took > UINT32_MAX ? UINT32_MAX : (uint32_t)took;
     r->list = list;
     r->qtype = a->q.qtype;
