@@ -88,6 +88,18 @@ class CommandLine(unittest.TestCase):
                 self.assertIn("upstreams 127.0.0.1:53 [::1]:53", ts.wait_for_line(r"ready: "))
 
 
+class Threads(unittest.TestCase):
+    def test_many_serving_threads(self):
+        # More loops than the 64 the log queue once assumed; each has its own ring and cache.
+        with FakeUpstream(zone=ZONE) as up, \
+                Telesink(upstreams=[up.addr], config="[server]\nthreads = 65\n") as ts:
+            self.assertIn("65 threads", ts.wait_for_line(r"ready: "))
+            for client in (dig, kdig):
+                self.assertEqual(client(ts.v4, "www.example.test").addresses(), ["192.0.2.10"])
+        self.assertEqual(ts.returncode, 0)
+        self.assertGreaterEqual(ts.stats()["queries"], 2)
+
+
 class Signals(unittest.TestCase):
     def test_sigterm_with_queries_in_flight_exits_0(self):
         for sig in (signal.SIGTERM, signal.SIGINT):
