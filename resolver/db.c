@@ -346,23 +346,35 @@ int64_t db_client_id(struct db *d, const char *addr, const char *mac, const char
     return seen(d, S_CLIENT_SEEN, get_or_add(d, S_CLIENT_GET, S_CLIENT_ADD, v, l, 3, rc), hour, rc);
 }
 
-int db_expire_names(struct db *d, int64_t cutoff_hour, int chunk)
+/* Run bound DELETE statements in one small transaction; the rows deleted, or -error. */
+static int delete_in_transaction(struct db *d, sqlite3_stmt *const *st, size_t n)
 {
     int rc = db_begin(d), deleted = 0;
-    for (int i = 0; rc == SQLITE_OK && i < 2; i++) {
-        sqlite3_stmt *st = d->st[i == 0 ? S_DOMAIN_EXPIRE : S_CLIENT_EXPIRE];
-        sqlite3_bind_int64(st, 1, cutoff_hour);
-        sqlite3_bind_int(st, 2, chunk);
-        rc = run(st);
+    for (size_t i = 0; rc == SQLITE_OK && i < n; i++) {
+        rc = run(st[i]);
         deleted += sqlite3_changes(d->conn);
     }
     if (rc == SQLITE_OK)
         rc = db_commit(d);
     if (rc != SQLITE_OK) {
+        for (size_t i = 0; i < n; i++) {
+            sqlite3_reset(st[i]);
+            sqlite3_clear_bindings(st[i]);
+        }
         db_rollback(d);
         return -rc;
     }
     return deleted;
+}
+
+int db_expire_names(struct db *d, int64_t cutoff_hour, int chunk)
+{
+    sqlite3_stmt *st[] = {d->st[S_DOMAIN_EXPIRE], d->st[S_CLIENT_EXPIRE]};
+    for (int i = 0; i < 2; i++) {
+        sqlite3_bind_int64(st[i], 1, cutoff_hour);
+        sqlite3_bind_int(st[i], 2, chunk);
+    }
+    return delete_in_transaction(d, st, 2);
 }
 
 int64_t db_list_id(struct db *d, const char *name, const char *vendor, const char *category,
@@ -486,20 +498,9 @@ int db_count(struct db *d, int64_t hour, uint64_t queries, uint64_t logged, uint
 int db_expire(struct db *d, uint64_t cutoff_ms, int chunk)
 {
     sqlite3_stmt *st = d->st[S_EXPIRE];
-    int rc = db_begin(d);
-    if (rc != SQLITE_OK)
-        return -rc;
     sqlite3_bind_int64(st, 1, (int64_t)(cutoff_ms << 10));
     sqlite3_bind_int(st, 2, chunk - 1);
-    rc = run(st);
-    int deleted = sqlite3_changes(d->conn);
-    if (rc == SQLITE_OK)
-        rc = db_commit(d);
-    if (rc != SQLITE_OK) {
-        db_rollback(d);
-        return -rc;
-    }
-    return deleted;
+    return delete_in_transaction(d, &st, 1);
 }
 
 void db_checkpoint(struct db *d, int64_t wal_limit)

@@ -20,67 +20,52 @@
 #define EDNS_OPT_EDE 15
 
 /*
- * Read an uncompressed name at *pos (a question's name). Returns its wire length, or 0 when it
- * runs past the end, is longer than 255 bytes, or uses compression or extended label types.
+ * Read the name at pos: in wire form into out (when not NULL, at most 255 bytes), following
+ * compression pointers only when `follow` — and then only backwards (so it ends) and never into
+ * the header we rewrite per client. *end is set just past the name as it stands at pos.
+ * Returns the name's length, or 0 when it runs past the end, is longer than 255 bytes, or uses
+ * a pointer it may not or an extended label type.
  */
-static size_t read_plain_name(const uint8_t *pkt, size_t len, size_t pos, uint8_t *out)
+static size_t read_name(const uint8_t *pkt, size_t len, size_t pos, bool follow, uint8_t *out,
+                        size_t *end)
 {
     size_t n = 0;
-    for (;;) {
+    bool jumped = false;
+    for (int guard = 0; guard < 256; guard++) {
         if (pos >= len)
             return 0;
         uint8_t l = pkt[pos];
-        if (l & 0xC0)
-            return 0;
-        if (n + 1u + l > DNS_MAX_NAME || pos + 1u + l > len)
-            return 0;
-        memcpy(out + n, pkt + pos, 1u + l);
-        n += 1u + l;
-        pos += 1u + l;
-        if (l == 0)
-            return n;
-    }
-}
-
-/*
- * Skip a possibly compressed name at *pos. Every pointer must point strictly before the label
- * it replaces, so following pointers always terminates; names are at most 255 bytes. Returns 0
- * and advances *pos past the name as it stands in the record, or -1.
- */
-static int skip_name(const uint8_t *pkt, size_t len, size_t *pos)
-{
-    size_t p = *pos, total = 0;
-    bool jumped = false;
-    for (int guard = 0; guard < 256; guard++) {
-        if (p >= len)
-            return -1;
-        uint8_t l = pkt[p];
         if ((l & 0xC0) == 0xC0) {
-            if (p + 2 > len)
-                return -1;
-            size_t target = (size_t)(rd16(pkt + p) & 0x3FFF);
-            /* Backwards only (so it ends), and never into the header we rewrite per client. */
-            if (target >= p || target < DNS_HEADER_LEN)
-                return -1;
+            if (!follow || pos + 2 > len)
+                return 0;
+            size_t target = (size_t)(rd16(pkt + pos) & 0x3FFF);
+            if (target >= pos || target < DNS_HEADER_LEN)
+                return 0;
             if (!jumped)
-                *pos = p + 2;
+                *end = pos + 2;
             jumped = true;
-            p = target;
+            pos = target;
             continue;
         }
-        if (l & 0xC0)
-            return -1;
-        total += 1u + l;
-        if (total > DNS_MAX_NAME || p + 1u + l > len)
-            return -1;
-        p += 1u + l;
+        if (l & 0xC0 || n + 1u + l > DNS_MAX_NAME || pos + 1u + l > len)
+            return 0;
+        if (out)
+            memcpy(out + n, pkt + pos, 1u + l);
+        n += 1u + l;
+        pos += 1u + l;
         if (l == 0) {
             if (!jumped)
-                *pos = p;
-            return 0;
+                *end = pos;
+            return n;
         }
     }
-    return -1;
+    return 0;
+}
+
+/* Advance *pos past a possibly compressed name. Returns 0, or -1 when it is malformed. */
+static int skip_name(const uint8_t *pkt, size_t len, size_t *pos)
+{
+    return read_name(pkt, len, *pos, true, NULL, pos) > 0 ? 0 : -1;
 }
 
 /*
@@ -136,7 +121,7 @@ enum dnsmsg_verdict dnsmsg_parse_query(const uint8_t *pkt, size_t len, struct dn
     uint16_t qd = rd16(pkt + 4), an = rd16(pkt + 6), ns = rd16(pkt + 8), ar = rd16(pkt + 10);
     size_t pos = DNS_HEADER_LEN;
     if (qd == 1) {
-        size_t n = read_plain_name(pkt, len, pos, q->qname);
+        size_t end, n = read_name(pkt, len, pos, false, q->qname, &end);
         if (n > 0 && pos + n + 4 <= len) {
             q->qname_len = (uint8_t)n;
             pos += n;
@@ -477,37 +462,6 @@ size_t dnsmsg_block_reply(const struct dnsmsg_query *q, enum dnsmsg_block_mode m
     return n;
 }
 
-/*
- * Read a possibly compressed name at pos into out (wire form, at most 255 bytes), following only
- * backward pointers. Returns its length, or 0 when malformed.
- */
-static size_t read_name(const uint8_t *pkt, size_t len, size_t pos, uint8_t *out)
-{
-    size_t n = 0;
-    for (int guard = 0; guard < 256; guard++) {
-        if (pos >= len)
-            return 0;
-        uint8_t l = pkt[pos];
-        if ((l & 0xC0) == 0xC0) {
-            if (pos + 2 > len)
-                return 0;
-            size_t target = (size_t)(rd16(pkt + pos) & 0x3FFF);
-            if (target >= pos || target < DNS_HEADER_LEN)
-                return 0;
-            pos = target;
-            continue;
-        }
-        if (l & 0xC0 || n + 1u + l > DNS_MAX_NAME || pos + 1u + l > len)
-            return 0;
-        memcpy(out + n, pkt + pos, 1u + l);
-        n += 1u + l;
-        pos += 1u + l;
-        if (l == 0)
-            return n;
-    }
-    return 0;
-}
-
 bool dnsmsg_reply_cnames(const uint8_t *pkt, size_t len, const struct dnsmsg_reply_info *info,
                          dnsmsg_name_fn fn, void *ctx)
 {
@@ -522,7 +476,7 @@ bool dnsmsg_reply_cnames(const uint8_t *pkt, size_t len, const struct dnsmsg_rep
             return false;
         if (type == TYPE_CNAME) {
             uint8_t name[DNS_MAX_NAME];
-            size_t n = read_name(pkt, len, rdata, name);
+            size_t end, n = read_name(pkt, len, rdata, true, name, &end);
             if (n > 0 && fn(ctx, name, n))
                 return true;
         }
