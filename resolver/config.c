@@ -2,14 +2,14 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <ifaddrs.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#ifndef TELESINK_LISTS_DIR
-#define TELESINK_LISTS_DIR "lists"
-#endif
+#include "paths.h"
 
 #define MAX_LINE 4096
 
@@ -205,9 +205,12 @@ struct config *config_create(void)
     c->tcp_max_connections = 256;
     c->max_pending = 8192;
     c->cache_size = 8u << 20;
+    c->rate_limit = 1000; /* Pi-hole's RATE_LIMIT default */
+    c->rate_limit_s = 60;
     c->log_level = LOG_INFO;
     c->timeout_ms = 1500;
-    add_str(&c->list_paths, &c->n_list_paths, TELESINK_LISTS_DIR);
+    char lists[PATH_MAX];
+    add_str(&c->list_paths, &c->n_list_paths, paths_lists_dir(lists, sizeof lists));
     c->canary_doh = true;
     c->canary_icloud_relay = true;
     c->db = xstrdup("telesink.db");
@@ -251,6 +254,32 @@ void config_unref(struct config *c)
 {
     if (c && __atomic_sub_fetch(&c->refs, 1, __ATOMIC_ACQ_REL) == 0)
         config_destroy(c);
+}
+
+/* "QUERIES/SECONDS" (Pi-hole's RATE_LIMIT syntax), or "0" (or Pi-hole's "0/0"): no limit. */
+static int parse_rate_limit(struct config *c, const char *v, char *err, size_t errlen)
+{
+    char num[16];
+    unsigned long n, s = 60;
+    const char *slash = strchr(v, '/');
+    size_t len = slash ? (size_t)(slash - v) : strlen(v);
+    if (len == 0 || len >= sizeof num)
+        goto bad;
+    memcpy(num, v, len);
+    num[len] = '\0';
+    if (parse_uint(num, 0, 1000000, &n) < 0 || (slash && parse_uint(slash + 1, 0, 86400, &s) < 0))
+        goto bad;
+    if (n > 0 && (!slash || s == 0))
+        goto bad; /* "1000" alone, or "1000/0": per what? */
+    c->rate_limit = (unsigned)n;
+    c->rate_limit_s = (unsigned)s;
+    return 0;
+bad:
+    set_err(err, errlen,
+            "rate_limit: '%s' is not QUERIES/SECONDS like 1000/60 (1-1000000 queries in "
+            "1-86400 s), or 0 for no limit",
+            v);
+    return -1;
 }
 
 /*
@@ -354,6 +383,8 @@ static int set_server(struct config *c, const char *key, const char *v, char *er
         c->cache_size = (size_t)(n * mult);
         return 0;
     }
+    if (strcmp(key, "rate_limit") == 0)
+        return parse_rate_limit(c, v, err, errlen);
     if (strcmp(key, "log_level") == 0) {
         if (log_level_parse(v, &c->log_level) < 0) {
             set_err(err, errlen, "log_level: '%s' is not error, warn, info or debug", v);
@@ -639,21 +670,44 @@ int config_load_file(struct config *c, const char *path, char *err, size_t errle
     return rc;
 }
 
-/* Is this upstream one of our own listen sockets (a forwarding loop)? */
+/* Is sa (port aside) the address of one of this host's interfaces? */
+static bool is_interface_address(const struct sockaddr *sa)
+{
+    struct ifaddrs *list;
+    if (getifaddrs(&list) < 0)
+        return false;
+    bool found = false;
+    for (struct ifaddrs *i = list; i && !found; i = i->ifa_next) {
+        if (!i->ifa_addr || i->ifa_addr->sa_family != sa->sa_family)
+            continue;
+        struct sockaddr_storage a;
+        memcpy(&a, i->ifa_addr, netaddr_len(i->ifa_addr));
+        netaddr_set_port(&a, netaddr_port(sa));
+        found = netaddr_equal((const struct sockaddr *)&a, sa);
+    }
+    freeifaddrs(list);
+    return found;
+}
+
+/*
+ * Is this upstream one of our own listen sockets (a forwarding loop)? Caught here: the same
+ * address, or a wildcard listener's port on loopback or on any address of this host. Loops
+ * through another forwarder, or through a port only known after binding (port 0), are caught
+ * at run time by the marker on our queries (upstream_query_is_ours).
+ */
 static bool is_own_address(const struct config *c, const struct sockaddr_storage *up)
 {
+    const struct sockaddr *u = (const struct sockaddr *)up;
     for (size_t i = 0; i < c->n_listen; i++) {
         const struct sockaddr *l = (const struct sockaddr *)&c->listen[i];
-        if (netaddr_equal(l, (const struct sockaddr *)up))
+        if (netaddr_equal(l, u))
             return true;
-        /* A wildcard listener on the same port also answers on loopback. */
-        if (l->sa_family == up->ss_family &&
-            netaddr_port(l) == netaddr_port((const struct sockaddr *)up)) {
+        if (l->sa_family == u->sa_family && netaddr_port(l) == netaddr_port(u)) {
             struct cidr any;
             cidr_parse(l->sa_family == AF_INET ? "0.0.0.0/32" : "::/128", &any);
             struct cidr lo;
             cidr_parse(l->sa_family == AF_INET ? "127.0.0.0/8" : "::1/128", &lo);
-            if (cidr_contains(&any, l) && cidr_contains(&lo, (const struct sockaddr *)up))
+            if (cidr_contains(&any, l) && (cidr_contains(&lo, u) || is_interface_address(u)))
                 return true;
         }
     }

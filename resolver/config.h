@@ -47,6 +47,8 @@ struct config {
     unsigned tcp_max_connections;
     unsigned max_pending; /* upstream questions in flight per thread */
     size_t cache_size;    /* bytes of response cache per thread; 0 = no cache */
+    unsigned rate_limit;  /* queries a client may send per rate_limit_s seconds; 0 = no limit */
+    unsigned rate_limit_s;
     enum log_level log_level;
 
     /* [upstream] */

@@ -63,6 +63,7 @@ static const char *const stmt_sql[S_MAX] = {
 
 struct db {
     sqlite3 *conn;
+    unsigned busy_ms;
     sqlite3_stmt *st[S_MAX];
     int64_t last_id;
 };
@@ -205,6 +206,7 @@ struct db *db_open(const char *path, unsigned busy_timeout_ms, int *rc, char *er
         return NULL;
     }
     sqlite3_extended_result_codes(d->conn, 0);
+    d->busy_ms = busy_timeout_ms;
     sqlite3_busy_timeout(d->conn, (int)busy_timeout_ms);
     /* WAL: readers (report, sqlite3) never block the writer; NORMAL: a crash of this process
      * loses nothing committed, a power loss at most the last transactions. */
@@ -509,8 +511,12 @@ void db_checkpoint(struct db *d, int64_t wal_limit)
     sqlite3_wal_checkpoint_v2(d->conn, NULL, SQLITE_CHECKPOINT_PASSIVE, &wal_frames, &done);
     int64_t wal_bytes = (int64_t)wal_frames * 4096;
     if (wal_bytes > wal_limit && done == wal_frames) {
-        /* Everything was copied back: start the WAL over so the file shrinks. */
+        /* Everything was copied back: start the WAL over so the file shrinks. Without
+         * waiting: a reader that started meanwhile (`telesink report`) must not stall the
+         * writer; the next checkpoint tries again. */
+        sqlite3_busy_timeout(d->conn, 0);
         sqlite3_wal_checkpoint_v2(d->conn, NULL, SQLITE_CHECKPOINT_TRUNCATE, NULL, NULL);
+        sqlite3_busy_timeout(d->conn, (int)d->busy_ms);
     }
 }
 

@@ -167,6 +167,22 @@ static size_t put_opt(uint8_t *p, unsigned ext_rcode, bool do_bit, uint16_t rdle
     return 11;
 }
 
+/* An OPT record holding one Extended DNS Error (RFC 8914) option. Returns its length. */
+static size_t put_opt_ede(uint8_t *p, unsigned rcode, bool do_bit, uint16_t info_code,
+                          const char *text)
+{
+    size_t tlen = text ? strlen(text) : 0;
+    if (tlen > DNSMSG_EDE_TEXT_MAX)
+        tlen = DNSMSG_EDE_TEXT_MAX;
+    size_t n = put_opt(p, rcode, do_bit, (uint16_t)(4 + 2 + tlen));
+    wr16(p + n, EDNS_OPT_EDE);
+    wr16(p + n + 2, (uint16_t)(2 + tlen));
+    wr16(p + n + 4, info_code);
+    if (tlen > 0)
+        memcpy(p + n + 6, text, tlen);
+    return n + 6 + tlen;
+}
+
 size_t dnsmsg_error_reply(const struct dnsmsg_query *q, unsigned rcode, uint8_t *out, size_t cap)
 {
     if (cap < DNSMSG_SMALL_MAX)
@@ -200,8 +216,8 @@ void dnsmsg_name_lower(const uint8_t *name, size_t len, uint8_t *out)
 }
 
 size_t dnsmsg_upstream_query(const uint8_t *qname, size_t qname_len, uint16_t qtype,
-                             uint16_t qclass, uint16_t id, bool cd, bool do_bit, uint8_t *out,
-                             size_t cap)
+                             uint16_t qclass, uint16_t id, bool cd, bool do_bit,
+                             const uint8_t *loop_marker, uint8_t *out, size_t cap)
 {
     if (cap < DNSMSG_SMALL_MAX || qname_len > DNS_MAX_NAME)
         return 0;
@@ -217,8 +233,43 @@ size_t dnsmsg_upstream_query(const uint8_t *qname, size_t qname_len, uint16_t qt
     wr16(out + n, qtype);
     wr16(out + n + 2, qclass);
     n += 4;
-    n += put_opt(out + n, 0, do_bit, 0);
-    return n;
+    if (!loop_marker)
+        return n + put_opt(out + n, 0, do_bit, 0);
+    n += put_opt(out + n, 0, do_bit, 4 + DNSMSG_LOOP_MARKER_LEN);
+    wr16(out + n, DNSMSG_LOOP_OPTION);
+    wr16(out + n + 2, DNSMSG_LOOP_MARKER_LEN);
+    memcpy(out + n + 4, loop_marker, DNSMSG_LOOP_MARKER_LEN);
+    return n + 4 + DNSMSG_LOOP_MARKER_LEN;
+}
+
+void dnsmsg_loop_marker(const uint8_t key[DNSMSG_LOOP_KEY_LEN], const uint8_t nonce[8],
+                        uint8_t out[DNSMSG_LOOP_MARKER_LEN])
+{
+    uint64_t tag = siphash24(key, nonce, 8);
+    memcpy(out, nonce, 8);
+    for (int i = 0; i < 8; i++)
+        out[8 + i] = (uint8_t)(tag >> (8 * i));
+}
+
+bool dnsmsg_query_has_loop_marker(const uint8_t *pkt, size_t len, const struct dnsmsg_query *q,
+                                  const uint8_t key[DNSMSG_LOOP_KEY_LEN])
+{
+    if (!q->edns || (size_t)q->opt_rdata + q->opt_rdlen > len)
+        return false;
+    const uint8_t *p = pkt + q->opt_rdata, *end = p + q->opt_rdlen;
+    while (end - p >= 4) {
+        uint16_t code = rd16(p), n = rd16(p + 2);
+        if ((size_t)(end - p - 4) < n)
+            return false;
+        if (code == DNSMSG_LOOP_OPTION && n == DNSMSG_LOOP_MARKER_LEN) {
+            uint8_t want[DNSMSG_LOOP_MARKER_LEN];
+            dnsmsg_loop_marker(key, p + 4, want);
+            if (memcmp(want, p + 4, sizeof want) == 0)
+                return true;
+        }
+        p += 4u + n;
+    }
+    return false;
 }
 
 bool dnsmsg_reply_matches(const uint8_t *pkt, size_t len, uint16_t id, const uint8_t *qname,
@@ -448,17 +499,43 @@ size_t dnsmsg_block_reply(const struct dnsmsg_query *q, enum dnsmsg_block_mode m
         n += put_soa(out + n, ttl);
         wr16(out + 8, 1);
     }
-    if (q->edns) {
-        size_t tlen = ede_text ? strlen(ede_text) : 0;
-        if (tlen > DNSMSG_EDE_TEXT_MAX)
-            tlen = DNSMSG_EDE_TEXT_MAX;
-        n += put_opt(out + n, rcode, q->do_bit, (uint16_t)(4 + 2 + tlen));
-        wr16(out + n, EDNS_OPT_EDE);
-        wr16(out + n + 2, (uint16_t)(2 + tlen));
-        wr16(out + n + 4, 15); /* INFO-CODE 15: Blocked */
-        memcpy(out + n + 6, ede_text, tlen);
-        n += 6 + tlen;
-    }
+    if (q->edns)
+        n += put_opt_ede(out + n, rcode, q->do_bit, EDE_BLOCKED, ede_text);
+    return n;
+}
+
+/* The length of the error answer up to its OPT record (header and question). */
+static size_t error_reply_body(const struct dnsmsg_query *q)
+{
+    return DNS_HEADER_LEN + (q->has_question ? q->qname_len + 4u : 0);
+}
+
+size_t dnsmsg_error_reply_ede(const struct dnsmsg_query *q, unsigned rcode, uint16_t info_code,
+                              const char *text, uint8_t *out, size_t cap)
+{
+    size_t n = dnsmsg_error_reply(q, rcode, out, cap);
+    if (n == 0 || !q->edns)
+        return n;
+    n = error_reply_body(q);
+    return n + put_opt_ede(out + n, rcode, q->do_bit, info_code, text);
+}
+
+size_t dnsmsg_any_reply(const struct dnsmsg_query *q, uint32_t ttl, uint8_t *out, size_t cap)
+{
+    static const uint8_t hinfo[] = {7, 'R', 'F', 'C', '8', '4', '8', '2', 0}; /* CPU, OS "" */
+    if (!q->has_question || dnsmsg_error_reply(q, RCODE_NOERROR, out, cap) == 0)
+        return 0;
+    size_t n = error_reply_body(q);
+    wr16(out + n, 0xC000 | DNS_HEADER_LEN); /* owner: the question's name */
+    wr16(out + n + 2, TYPE_HINFO);
+    wr16(out + n + 4, q->qclass == 255 ? 1 : q->qclass); /* class ANY (255): answer in IN */
+    wr32(out + n + 6, ttl);
+    wr16(out + n + 10, sizeof hinfo);
+    memcpy(out + n + 12, hinfo, sizeof hinfo);
+    n += 12 + sizeof hinfo;
+    wr16(out + 6, 1);
+    if (q->edns)
+        n += put_opt(out + n, RCODE_NOERROR, q->do_bit, 0);
     return n;
 }
 

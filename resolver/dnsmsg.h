@@ -39,12 +39,14 @@ enum dns_type {
     TYPE_NS = 2,
     TYPE_CNAME = 5,
     TYPE_SOA = 6,
+    TYPE_HINFO = 13,
     TYPE_AAAA = 28,
     TYPE_OPT = 41,
     TYPE_TKEY = 249,
     TYPE_TSIG = 250,
     TYPE_IXFR = 251,
     TYPE_AXFR = 252,
+    TYPE_ANY = 255,
 };
 
 /* What to do with a client's packet. */
@@ -83,17 +85,54 @@ enum dnsmsg_verdict dnsmsg_parse_query(const uint8_t *pkt, size_t len, struct dn
  */
 size_t dnsmsg_error_reply(const struct dnsmsg_query *q, unsigned rcode, uint8_t *out, size_t cap);
 
+/* Extended DNS Error codes (RFC 8914) we send. */
+#define EDE_OTHER   0
+#define EDE_BLOCKED 15
+
+/*
+ * The same, with an Extended DNS Error (info_code, EXTRA-TEXT text cut to DNSMSG_EDE_TEXT_MAX
+ * bytes) when the client sent EDNS.
+ */
+size_t dnsmsg_error_reply_ede(const struct dnsmsg_query *q, unsigned rcode, uint16_t info_code,
+                              const char *text, uint8_t *out, size_t cap);
+
+/*
+ * The minimal answer to a question of type ANY (RFC 8482 section 4.2, as Cloudflare answers
+ * it): NOERROR with one synthesized HINFO record, CPU "RFC8482" and an empty OS, with the TTL
+ * given, so that a 30-byte query can never draw a big answer. Returns the length (cap >=
+ * DNSMSG_SMALL_MAX).
+ */
+size_t dnsmsg_any_reply(const struct dnsmsg_query *q, uint32_t ttl, uint8_t *out, size_t cap);
+
 /* The question in lower case: the key for coalescing identical questions and for matching. */
 void dnsmsg_name_lower(const uint8_t *name, size_t len, uint8_t *out);
 
 /*
  * The query we send upstream: our ID, RD set, CD as the client's, the (lower-cased) name, and
- * an OPT record advertising DNSMSG_EDNS_SIZE with the client's DO bit. No client options are
- * passed on. Returns the length (cap >= DNSMSG_SMALL_MAX).
+ * an OPT record advertising DNSMSG_EDNS_SIZE with the client's DO bit, carrying our loop marker
+ * when one is given. No client options are passed on. Returns the length (cap >=
+ * DNSMSG_SMALL_MAX).
  */
 size_t dnsmsg_upstream_query(const uint8_t *qname, size_t qname_len, uint16_t qtype,
-                             uint16_t qclass, uint16_t id, bool cd, bool do_bit, uint8_t *out,
-                             size_t cap);
+                             uint16_t qclass, uint16_t id, bool cd, bool do_bit,
+                             const uint8_t *loop_marker, uint8_t *out, size_t cap);
+
+/*
+ * Forwarding-loop detection. Every query we send upstream carries a private-use EDNS option
+ * (RFC 6891 section 9: 65001-65534 are for local use; forwarders such as dnsmasq pass unknown
+ * options on): an 8-byte random nonce and the first 8 bytes of SipHash(key, nonce), key being
+ * a random per-process secret. A query that reaches us carrying a marker we can verify was
+ * sent by this very process: an upstream forwards back to us. The nonce is fresh for every
+ * query, so upstreams cannot use the option to link our queries to each other.
+ */
+#define DNSMSG_LOOP_OPTION     65430
+#define DNSMSG_LOOP_MARKER_LEN 16
+#define DNSMSG_LOOP_KEY_LEN    16
+void dnsmsg_loop_marker(const uint8_t key[DNSMSG_LOOP_KEY_LEN], const uint8_t nonce[8],
+                        uint8_t out[DNSMSG_LOOP_MARKER_LEN]);
+/* True when a query that dnsmsg_parse_query() accepted carries a marker made with key. */
+bool dnsmsg_query_has_loop_marker(const uint8_t *pkt, size_t len, const struct dnsmsg_query *q,
+                                  const uint8_t key[DNSMSG_LOOP_KEY_LEN]);
 
 /*
  * Is this datagram the reply to the question we sent with this ID? Checks QR, opcode, ID and

@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <getopt.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -12,6 +13,7 @@
 
 #include "config.h"
 #include "lists.h"
+#include "paths.h"
 #include "policy.h"
 
 #define EXIT_USAGE 2
@@ -320,8 +322,10 @@ static struct config *load_config(const char *path)
         fprintf(stderr, "telesink lists: out of memory\n");
         return NULL;
     }
-    if (!path && access(CONFIG_DEFAULT_PATH, F_OK) == 0)
-        path = CONFIG_DEFAULT_PATH;
+    char conf[PATH_MAX];
+    const char *def = paths_config_file(conf, sizeof conf);
+    if (!path && access(def, F_OK) == 0)
+        path = def;
     if (path && config_load_file(c, path, err, sizeof err) < 0) {
         fprintf(stderr, "telesink lists: %s\n", err);
         config_destroy(c);

@@ -222,15 +222,18 @@ void lists_parse_line(const char *line, size_t len, enum list_format fmt, bool i
     size_t n = body;
     char *cursor = names;
 
-    /* Adblock-style rules: "||name^", "@@||name^". */
+    /* Adblock-style rules: "||name^" (the name and its subdomains), "|name^" (exactly the name,
+     * as AdGuard reads it and `lists export` writes exact entries), each with an optional "@@"
+     * (an exception). */
     bool exception = n >= 2 && s[0] == '@' && s[1] == '@';
     if (exception) {
         s += 2;
         n -= 2;
     }
-    if (n >= 2 && s[0] == '|' && s[1] == '|') {
-        s += 2;
-        n -= 2;
+    if (n >= 1 && s[0] == '|') {
+        bool subtree = n >= 2 && s[1] == '|';
+        s += subtree ? 2 : 1;
+        n -= subtree ? 2 : 1;
         if (memchr(s, '$', n)) {
             set_unsupported(out, "adblock rule with modifiers");
             return;
@@ -249,12 +252,12 @@ void lists_parse_line(const char *line, size_t len, enum list_format fmt, bool i
         if (!add_name(out, &cursor, s, n))
             return;
         out->type = LINE_ENTRY;
-        out->subtree = true;
+        out->subtree = subtree;
         out->allow = out->allow || exception;
         return;
     }
     if (exception) {
-        set_unsupported(out, "exception rule other than @@||name^");
+        set_unsupported(out, "exception rule other than @@||name^ or @@|name^");
         return;
     }
     if (memchr(s, '$', n) || memchr(s, '/', n) || memchr(s, '|', n) || memchr(s, '^', n)) {

@@ -5,7 +5,7 @@
  */
 #include <errno.h>
 #include <getopt.h>
-#include <grp.h>
+#include <limits.h>
 #include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
@@ -21,8 +21,12 @@
 #include "listen.h"
 #include "log.h"
 #include "netaddr.h"
+#include "paths.h"
 #include "policy.h"
+#include "privs.h"
 #include "qlog.h"
+#include "ratelimit.h"
+#include "reportcmd.h"
 #include "worker.h"
 
 #ifndef TELESINK_VERSION
@@ -48,6 +52,7 @@ struct daemon_state {
     struct config *cfg;
     struct policy *policy;
     struct qlog *qlog;
+    struct ratelimit *ratelimit; /* per-client query counts, shared by every worker */
     struct worker **workers;
     unsigned nworkers;
     uv_loop_t *loop;
@@ -74,6 +79,7 @@ static void usage_main(FILE *out)
                  "\n"
                  "commands:\n"
                  "  serve     run the DNS sinkhole (UDP and TCP)\n"
+                 "  report    which devices tried to reach which vendors, and what is new\n"
                  "  lists     check, match or export the block lists\n"
                  "  version   print the version\n"
                  "\n"
@@ -82,12 +88,13 @@ static void usage_main(FILE *out)
 
 static void usage_serve(FILE *out)
 {
+    char conf[PATH_MAX];
     fprintf(
         out,
         "usage: telesink serve [options]\n"
         "\n"
-        "  --config FILE          configuration file (default " CONFIG_DEFAULT_PATH
-        " when it exists)\n"
+        "  --config FILE          configuration file (default %s\n"
+        "                         when it exists)\n"
         "  --listen ADDR:PORT     listen here, UDP and TCP; repeatable (default 127.0.0.1:8053,\n"
         "                         [::1]:8053; port 0 picks a free port)\n"
         "  --upstream ADDR[:PORT] forward to this resolver; repeatable (default: the\n"
@@ -98,7 +105,8 @@ static void usage_serve(FILE *out)
         "  --resolv-conf FILE     where to read default upstreams (default /etc/resolv.conf)\n"
         "  --help                 this text\n"
         "\n"
-        "Signals: SIGTERM/SIGINT stop (exit 0), SIGHUP reloads the configuration.\n");
+        "Signals: SIGTERM/SIGINT stop (exit 0), SIGHUP reloads the configuration.\n",
+        paths_config_file(conf, sizeof conf));
 }
 
 /* Defaults, then the file, then the flags, then what is still unset. NULL on error (printed). */
@@ -110,9 +118,10 @@ static struct config *build_config(const struct serve_flags *f)
         log_error("config", "out of memory");
         return NULL;
     }
-    const char *path = f->config;
-    if (!path && access(CONFIG_DEFAULT_PATH, F_OK) == 0)
-        path = CONFIG_DEFAULT_PATH;
+    char conf[PATH_MAX];
+    const char *path = f->config, *def = paths_config_file(conf, sizeof conf);
+    if (!path && access(def, F_OK) == 0)
+        path = def;
     if (path && config_load_file(c, path, err, sizeof err) < 0)
         goto fail;
     struct {
@@ -254,32 +263,6 @@ static void on_stop(uv_signal_t *h, int signum)
     uv_close((uv_handle_t *)&d->sighup, NULL);
 }
 
-/* Started as root with `user = NAME`: become that user, keeping no capabilities. */
-static int drop_privileges(const char *user)
-{
-    if (!user)
-        return 0;
-    if (geteuid() != 0) {
-        log_warn("main", "user = %s ignored: not running as root", user);
-        return 0;
-    }
-    struct passwd *pw = getpwnam(user);
-    if (!pw) {
-        log_error("main", "user %s does not exist", user);
-        return -1;
-    }
-    if (setgroups(0, NULL) < 0 || initgroups(user, pw->pw_gid) < 0 || setgid(pw->pw_gid) < 0 ||
-        setuid(pw->pw_uid) < 0) {
-        log_error("main", "cannot become %s: %s", user, strerror(errno));
-        return -1;
-    }
-    if (setuid(0) == 0) {
-        log_error("main", "still able to regain root after dropping to %s", user);
-        return -1;
-    }
-    return 0;
-}
-
 static void print_stats(const struct worker_stats *s)
 {
     log_info("main",
@@ -288,7 +271,8 @@ static void print_stats(const struct worker_stats *s)
              "servfail=%llu refused=%llu "
              "formerr=%llu notimp=%llu badvers=%llu dropped=%llu coalesced=%llu "
              "upstream_timeouts=%llu tcp_retries=%llu bad_source=%llu mismatched=%llu "
-             "malformed=%llu overloaded=%llu tcp_accepted=%llu tcp_refused=%llu",
+             "malformed=%llu overloaded=%llu tcp_accepted=%llu tcp_refused=%llu "
+             "ratelimited=%llu forwarding_loops=%llu any=%llu upstream_sent=%llu",
              (unsigned long long)s->queries, (unsigned long long)s->blocked,
              (unsigned long long)s->blocked_cname, (unsigned long long)s->cached,
              (unsigned long long)s->forwarded, (unsigned long long)s->upstream.answered,
@@ -299,7 +283,50 @@ static void print_stats(const struct worker_stats *s)
              (unsigned long long)s->upstream.tcp_retries,
              (unsigned long long)s->upstream.bad_source, (unsigned long long)s->upstream.mismatched,
              (unsigned long long)s->upstream.malformed, (unsigned long long)s->upstream.overloaded,
-             (unsigned long long)s->listen.tcp_accepted, (unsigned long long)s->listen.tcp_refused);
+             (unsigned long long)s->listen.tcp_accepted, (unsigned long long)s->listen.tcp_refused,
+             (unsigned long long)s->ratelimited, (unsigned long long)s->loops,
+             (unsigned long long)s->any, (unsigned long long)s->upstream.sent);
+}
+
+/* The one-line startup summary: where it listens and forwards, what it blocks, where it logs. */
+static void log_ready(const struct daemon_state *d, const struct listen_addr *addrs)
+{
+    const struct config *c = d->cfg;
+    char lst[1024], ups[512], paths[1024], db[PATH_MAX + 64], cwd[PATH_MAX], who[300] = "";
+    struct sockaddr_storage bound[64];
+    size_t nb = c->n_listen < 64 ? c->n_listen : 64;
+    for (size_t i = 0; i < nb; i++)
+        bound[i] = addrs[i].addr;
+    addr_list(bound, nb, lst, sizeof lst);
+    addr_list(c->upstreams, c->n_upstreams, ups, sizeof ups);
+    size_t used = 0, files = 0;
+    paths[0] = '\0';
+    for (size_t i = 0; i < c->n_list_paths && used < sizeof paths; i++) {
+        int w =
+            snprintf(paths + used, sizeof paths - used, "%s%s", i ? ", " : "", c->list_paths[i]);
+        used += w > 0 ? (size_t)w : 0;
+    }
+    for (size_t i = 0; i < policy_list_count(d->policy); i++)
+        files += !policy_list(d->policy, (uint16_t)i)->always_nxdomain;
+    if (!c->log_enabled)
+        snprintf(db, sizeof db, "off ([log] enabled = no)");
+    else if (c->db[0] != '/' && getcwd(cwd, sizeof cwd))
+        snprintf(db, sizeof db, "%s/%s", cwd, c->db);
+    else
+        snprintf(db, sizeof db, "%s", c->db);
+    if (geteuid() != 0) { /* dropped to [server] user, or started unprivileged (systemd) */
+        struct passwd *pw = getpwuid(geteuid());
+        if (pw)
+            snprintf(who, sizeof who, " user %s;", pw->pw_name);
+        else
+            snprintf(who, sizeof who, " uid %u;", (unsigned)geteuid());
+    }
+    log_info("main",
+             "ready: listening on %s (udp, tcp); upstreams %s; lists %s (%zu file%s, %zu names "
+             "blocked, %zu allowed); db %s;%s %u thread%s; config %s",
+             lst, ups, paths, files, files == 1 ? "" : "s", policy_blocked_names(d->policy),
+             policy_allowed_names(d->policy), db, who, d->nworkers, d->nworkers == 1 ? "" : "s",
+             c->path ? c->path : "built-in defaults");
 }
 
 static int run_serve(struct serve_flags *flags)
@@ -326,7 +353,7 @@ static int run_serve(struct serve_flags *flags)
         log_error("listen", "%s", err);
         goto out;
     }
-    if (drop_privileges(d.cfg->user) < 0)
+    if (privs_drop(d.cfg->user) < 0)
         goto out;
 
     signal(SIGPIPE, SIG_IGN);
@@ -343,12 +370,13 @@ static int run_serve(struct serve_flags *flags)
         }
     }
     d.loop = uv_default_loop();
+    d.ratelimit = ratelimit_create(random_seed());
     d.workers = calloc(d.nworkers, sizeof *d.workers);
-    if (!d.workers)
+    if (!d.workers || !d.ratelimit)
         goto out;
     for (unsigned i = 0; i < d.nworkers; i++) {
         d.workers[i] = worker_create(i, d.cfg, d.policy, d.qlog ? qlog_ring(d.qlog, i) : NULL,
-                                     addrs, d.cfg->n_listen);
+                                     d.ratelimit, addrs, d.cfg->n_listen);
         if (!d.workers[i])
             goto out;
     }
@@ -368,16 +396,7 @@ static int run_serve(struct serve_flags *flags)
         }
     }
     if (started == d.nworkers) {
-        char lst[1024], ups[512];
-        struct sockaddr_storage bound[64];
-        size_t nb = d.cfg->n_listen < 64 ? d.cfg->n_listen : 64;
-        for (size_t i = 0; i < nb; i++)
-            bound[i] = addrs[i].addr;
-        addr_list(bound, nb, lst, sizeof lst);
-        addr_list(d.cfg->upstreams, d.cfg->n_upstreams, ups, sizeof ups);
-        log_info("main", "ready: listening on %s (udp, tcp); upstreams %s; %u thread%s; config %s",
-                 lst, ups, d.nworkers, d.nworkers == 1 ? "" : "s",
-                 d.cfg->path ? d.cfg->path : "built-in defaults");
+        log_ready(&d, addrs);
         uv_run(d.loop, UV_RUN_DEFAULT);
         status = 0;
     } else {
@@ -416,6 +435,7 @@ out:
     }
     listen_addrs_free(addrs, d.cfg ? d.cfg->n_listen : 0, d.nworkers);
     qlog_destroy(d.qlog);
+    ratelimit_destroy(d.ratelimit);
     config_unref(d.cfg);
     policy_unref(d.policy);
     return status;
@@ -526,6 +546,8 @@ int main(int argc, char **argv)
         return cmd_serve(argc - 1, argv + 1);
     if (strcmp(cmd, "lists") == 0)
         return listcmd_main(argc - 1, argv + 1);
+    if (strcmp(cmd, "report") == 0)
+        return report_main(argc - 1, argv + 1);
     if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0)
         return cmd_version(argc - 1, argv + 1);
     if (strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0 || strcmp(cmd, "help") == 0) {

@@ -17,6 +17,7 @@
 #include "db.h"
 #include "log.h"
 #include "neigh.h"
+#include "wire.h"
 
 #define BATCH_MAX       16384
 #define BUSY_TIMEOUT_MS 250
@@ -351,62 +352,6 @@ static void idmap_put(struct idmap *m, const void *key, size_t len, uint64_t h, 
     m->count++;
 }
 
-/* SipHash-2-4 (Aumasson, Bernstein): a keyed hash, so anonymised clients cannot be guessed. */
-#define ROTL(x, b) (uint64_t)(((x) << (b)) | ((x) >> (64 - (b))))
-#define SIPROUND                                                                                   \
-    do {                                                                                           \
-        v0 += v1;                                                                                  \
-        v1 = ROTL(v1, 13);                                                                         \
-        v1 ^= v0;                                                                                  \
-        v0 = ROTL(v0, 32);                                                                         \
-        v2 += v3;                                                                                  \
-        v3 = ROTL(v3, 16);                                                                         \
-        v3 ^= v2;                                                                                  \
-        v0 += v3;                                                                                  \
-        v3 = ROTL(v3, 21);                                                                         \
-        v3 ^= v0;                                                                                  \
-        v2 += v1;                                                                                  \
-        v1 = ROTL(v1, 17);                                                                         \
-        v1 ^= v2;                                                                                  \
-        v2 = ROTL(v2, 32);                                                                         \
-    } while (0)
-
-static uint64_t le64(const uint8_t *p)
-{
-    uint64_t v = 0;
-    for (int i = 7; i >= 0; i--)
-        v = v << 8 | p[i];
-    return v;
-}
-
-static uint64_t siphash(const uint8_t key[16], const uint8_t *in, size_t len)
-{
-    uint64_t k0 = le64(key), k1 = le64(key + 8);
-    uint64_t v0 = 0x736f6d6570736575ULL ^ k0, v1 = 0x646f72616e646f6dULL ^ k1;
-    uint64_t v2 = 0x6c7967656e657261ULL ^ k0, v3 = 0x7465646279746573ULL ^ k1;
-    size_t end = len - len % 8;
-    for (size_t i = 0; i < end; i += 8) {
-        uint64_t m = le64(in + i);
-        v3 ^= m;
-        SIPROUND;
-        SIPROUND;
-        v0 ^= m;
-    }
-    uint64_t b = (uint64_t)len << 56;
-    for (size_t i = 0; i < len % 8; i++)
-        b |= (uint64_t)in[end + i] << (8 * i);
-    v3 ^= b;
-    SIPROUND;
-    SIPROUND;
-    v0 ^= b;
-    v2 ^= 0xff;
-    SIPROUND;
-    SIPROUND;
-    SIPROUND;
-    SIPROUND;
-    return v0 ^ v1 ^ v2 ^ v3;
-}
-
 /* The anonymisation key lives beside the database, so hashes stay the same across restarts. */
 static void load_key(struct qlog *q)
 {
@@ -572,14 +517,14 @@ static void client_text(struct qlog *q, const struct config *cfg, const struct q
         uint8_t buf[18];
         memcpy(buf, c->addr, plen);
         buf[plen] = c->prefix;
-        uint64_t h = siphash(q->key, buf, plen + 1u);
+        uint64_t h = siphash24(q->key, buf, plen + 1u);
         uint8_t hb[8];
         memcpy(hb, &h, 8);
         char hx[17];
         hex(hb, 8, hx);
         snprintf(addr, addrlen, "anon-%s", hx);
         if (*have_mac) {
-            h = siphash(q->key, macb, 6);
+            h = siphash24(q->key, macb, 6);
             memcpy(hb, &h, 8);
             hex(hb, 8, hx);
             snprintf(mac, 24, "anon-%s", hx);

@@ -81,24 +81,61 @@ struct upstream {
 
 static void pend_try(struct pend *p);
 
-static uint16_t random_id(struct upstream *u)
+static void fill_random(uint8_t *buf, size_t len)
 {
-    if (u->rand_pos + 2 > sizeof u->rand) {
-        size_t got = 0;
-        while (got < sizeof u->rand) {
-            ssize_t n = getrandom(u->rand + got, sizeof u->rand - got, 0);
-            if (n < 0) {
-                if (errno == EINTR)
-                    continue;
-                abort(); /* no CSPRNG: refuse to send guessable IDs */
-            }
-            got += (size_t)n;
+    size_t got = 0;
+    while (got < len) {
+        ssize_t n = getrandom(buf + got, len - got, 0);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            abort(); /* no CSPRNG: refuse to send guessable IDs */
         }
+        got += (size_t)n;
+    }
+}
+
+/* n (<= 16) random bytes from this loop's pool, refilled from getrandom() when empty. */
+static void random_bytes(struct upstream *u, uint8_t *out, size_t n)
+{
+    if (u->rand_pos + n > sizeof u->rand) {
+        fill_random(u->rand, sizeof u->rand);
         u->rand_pos = 0;
     }
-    uint16_t id = (uint16_t)(u->rand[u->rand_pos] << 8 | u->rand[u->rand_pos + 1]);
-    u->rand_pos += 2;
-    return id;
+    memcpy(out, u->rand + u->rand_pos, n);
+    u->rand_pos += n;
+}
+
+/*
+ * The secret our loop markers are made with (dnsmsg.h): one per process, so that a query sent
+ * by any serving loop is recognised by every other one.
+ */
+static uint8_t loop_key[DNSMSG_LOOP_KEY_LEN];
+static uv_once_t loop_key_once = UV_ONCE_INIT;
+
+static void loop_key_init(void)
+{
+    fill_random(loop_key, sizeof loop_key);
+}
+
+bool upstream_query_is_ours(const uint8_t *pkt, size_t len, const struct dnsmsg_query *q)
+{
+    if (!q->edns || q->opt_rdlen < 4 + DNSMSG_LOOP_MARKER_LEN)
+        return false;
+    uv_once(&loop_key_once, loop_key_init);
+    return dnsmsg_query_has_loop_marker(pkt, len, q, loop_key);
+}
+
+/* A new ID and loop marker for the next try, and the query that carries them. */
+static void pend_build_query(struct pend *p)
+{
+    uint8_t id[2], nonce[8], marker[DNSMSG_LOOP_MARKER_LEN];
+    random_bytes(p->up, id, sizeof id);
+    random_bytes(p->up, nonce, sizeof nonce);
+    dnsmsg_loop_marker(loop_key, nonce, marker);
+    p->id = (uint16_t)(id[0] << 8 | id[1]);
+    p->query_len = dnsmsg_upstream_query(p->qname, p->qname_len, p->qtype, p->qclass, p->id, p->cd,
+                                         p->do_bit, marker, p->query, sizeof p->query);
 }
 
 static struct server_list *server_list_create(const struct sockaddr_storage *servers, size_t n)
@@ -140,6 +177,7 @@ struct upstream *upstream_create(uv_loop_t *loop, const struct sockaddr_storage 
     u->loop = loop;
     u->stats = stats;
     u->rand_pos = sizeof u->rand; /* fill on first use */
+    uv_once(&loop_key_once, loop_key_init);
     if (upstream_configure(u, servers, n_servers, timeout_ms, max_pending) < 0) {
         free(u);
         return NULL;
@@ -397,9 +435,7 @@ static void pend_tcp(struct pend *p)
     t->pend = p;
     t->handle.data = t;
     t->connect.data = t;
-    p->id = random_id(u);
-    p->query_len = dnsmsg_upstream_query(p->qname, p->qname_len, p->qtype, p->qclass, p->id, p->cd,
-                                         p->do_bit, p->query, sizeof p->query);
+    pend_build_query(p);
     t->out[0] = (uint8_t)(p->query_len >> 8);
     t->out[1] = (uint8_t)p->query_len;
     memcpy(t->out + 2, p->query, p->query_len);
@@ -494,9 +530,7 @@ static void pend_try(struct pend *p)
         return;
     }
     p->udp = t;
-    p->id = random_id(u);
-    p->query_len = dnsmsg_upstream_query(p->qname, p->qname_len, p->qtype, p->qclass, p->id, p->cd,
-                                         p->do_bit, p->query, sizeof p->query);
+    pend_build_query(p);
     struct sockaddr_storage any;
     memset(&any, 0, sizeof any);
     any.ss_family = server->sa_family; /* the wildcard address, port 0: the kernel picks one */

@@ -6,7 +6,9 @@
  * one's wait instead of sending again). Every try uses a fresh UDP socket (a kernel-random
  * source port) and a fresh ID from getrandom(); a reply is accepted only from the address and
  * port we sent to, with that ID and that question; anything else is counted and ignored, and
- * the genuine reply is still awaited. A try times out after timeout_ms and the next server is
+ * the genuine reply is still awaited. Every query carries our loop marker (dnsmsg.h), so that
+ * one forwarded back to us is recognised (upstream_query_is_ours) and answered SERVFAIL instead
+ * of going round again. A try times out after timeout_ms and the next server is
  * asked; a reply with TC=1 is asked again over TCP; all waiters fail (SERVFAIL) when every
  * server failed or UPSTREAM_BUDGET_MS has passed.
  *
@@ -69,6 +71,12 @@ int upstream_configure(struct upstream *u, const struct sockaddr_storage *server
  * errno (-EBUSY: too many questions in flight) when it will not.
  */
 int upstream_resolve(struct upstream *u, const struct dnsmsg_query *q, struct upstream_waiter *w);
+
+/*
+ * Did this very process send q (a query dnsmsg_parse_query() accepted)? True when it carries
+ * our loop marker: an upstream forwarded our own query back to us. Any thread may ask.
+ */
+bool upstream_query_is_ours(const uint8_t *pkt, size_t len, const struct dnsmsg_query *q);
 
 /* Number of questions in flight. */
 size_t upstream_pending(const struct upstream *u);

@@ -1,5 +1,6 @@
 #include "worker.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -16,6 +17,8 @@
 
 /* Queries a single TCP connection may have in flight before we stop reading from it. */
 #define TCP_MAX_INFLIGHT 64
+/* A forwarding loop is logged at most this often (by all threads together). */
+#define LOOP_NOTICE_NS (60 * 1000000000ULL)
 
 /* A reload handed to a worker: owned by whoever holds the pointer. */
 struct update {
@@ -36,8 +39,9 @@ struct worker {
     int loop_close_rc;
     struct listen *listen;
     struct upstream *upstream;
-    struct qlog_ring *qlog; /* this loop's queue to the log writer; NULL: no log */
-    struct cache *cache;    /* this loop's response cache; NULL: none */
+    struct qlog_ring *qlog;      /* this loop's queue to the log writer; NULL: no log */
+    struct cache *cache;         /* this loop's response cache; NULL: none */
+    struct ratelimit *ratelimit; /* shared by every worker, owned by main; NULL: no limit */
     struct worker_stats stats;
     int64_t wall_offset_ns;          /* CLOCK_REALTIME minus uv_hrtime(), refreshed each second */
     uint64_t wall_offset_at;         /* uv_hrtime() of that refresh */
@@ -294,6 +298,123 @@ static void forward(struct worker *w, const struct listen_origin *from, const st
     }
 }
 
+/* uv_hrtime() of the last forwarding-loop notice, shared by every worker (0: none yet). */
+static _Atomic uint64_t loop_noticed_at;
+
+/* Our own query came back: SERVFAIL (with a reason for whoever looks), never forwarded again. */
+static void answer_loop(struct worker *w, const struct listen_origin *from, const struct ask *a)
+{
+    w->stats.loops++;
+    size_t n =
+        dnsmsg_error_reply_ede(&a->q, RCODE_SERVFAIL, EDE_OTHER,
+                               "forwarding loop detected by telesink", w->answer, sizeof w->answer);
+    if (n > 0)
+        listen_respond(from, w->answer, n);
+    log_query(w, a, DB_FAILED, RCODE_SERVFAIL, 0, 0, NULL);
+    uint64_t last = atomic_load_explicit(&loop_noticed_at, memory_order_relaxed);
+    if ((last == 0 || a->start_ns - last >= LOOP_NOTICE_NS) &&
+        atomic_compare_exchange_strong(&loop_noticed_at, &last, a->start_ns)) {
+        char peer[NETADDR_STRLEN];
+        netaddr_format((const struct sockaddr *)&from->peer, true, peer, sizeof peer);
+        log_warn("worker",
+                 "forwarding loop: a query we sent upstream came back to us from %s; an upstream "
+                 "forwards to telesink itself (check [upstream] servers). Answering SERVFAIL "
+                 "(logged at most once a minute)",
+                 peer);
+    }
+}
+
+/* RFC 8482: a minimal answer to ANY, so that telesink cannot be used as an amplifier. */
+static void answer_any(struct worker *w, const struct listen_origin *from, const struct ask *a)
+{
+    w->stats.any++;
+    size_t n = dnsmsg_any_reply(&a->q, w->cfg->block_ttl, w->answer, sizeof w->answer);
+    if (n > 0)
+        listen_respond(from, w->answer, n);
+    log_query(w, a, DB_REFUSED, RCODE_NOERROR, 0, 0, NULL);
+}
+
+/*
+ * What the rate limit counts a query as: the client as identified (the MAC or the Client Subnet
+ * a trusted forwarder gave, else the source address, v4-mapped IPv6 as IPv4).
+ */
+static void limit_key(const struct qlog_client *c, struct ratelimit_key *k)
+{
+    memset(k, 0, sizeof *k);
+    if (c->has_mac) {
+        k->kind = RATELIMIT_MAC;
+        k->prefix = 48;
+        memcpy(k->bytes, c->mac, 6);
+        return;
+    }
+    k->kind = c->family == AF_INET ? RATELIMIT_V4 : RATELIMIT_V6;
+    k->prefix = c->prefix;
+    memcpy(k->bytes, c->addr, c->family == AF_INET ? 4 : 16);
+}
+
+static void format_limit_key(const struct ratelimit_key *k, char *buf, size_t len)
+{
+    char addr[NETADDR_STRLEN];
+    if (k->kind == RATELIMIT_MAC) {
+        clients_format_mac(k->bytes, addr);
+        snprintf(buf, len, "MAC %s", addr);
+        return;
+    }
+    int family = k->kind == RATELIMIT_V4 ? AF_INET : AF_INET6;
+    inet_ntop(family, k->bytes, addr, sizeof addr);
+    if (k->prefix < (family == AF_INET ? 32 : 128))
+        snprintf(buf, len, "%s/%u", addr, k->prefix);
+    else
+        snprintf(buf, len, "%s", addr);
+}
+
+/* Is this client over [server] rate_limit? Notices it in the log once per window. */
+static bool over_limit(struct worker *w, const struct ask *a)
+{
+    const struct config *cfg = w->cfg;
+    if (!w->ratelimit || cfg->rate_limit == 0)
+        return false;
+    struct ratelimit_key k;
+    limit_key(&a->client, &k);
+    enum ratelimit_verdict v =
+        ratelimit_check(w->ratelimit, &k, cfg->rate_limit, cfg->rate_limit_s, a->start_ns);
+    if (v == RATELIMIT_REFUSE_NOTICE) {
+        char who[NETADDR_STRLEN + 8];
+        format_limit_key(&k, who, sizeof who);
+        log_warn("worker",
+                 "rate limit: %s sent more than %u queries in %u s; refusing the excess "
+                 "(logged once per client per %u s)",
+                 who, cfg->rate_limit, cfg->rate_limit_s, cfg->rate_limit_s);
+    }
+    return v != RATELIMIT_PASS;
+}
+
+/* A well-formed question from an allowed client, within its limit. */
+static void answer_query(struct worker *w, const struct listen_origin *from, const struct ask *a)
+{
+    struct policy_verdict pv;
+    policy_check(w->policy, a->q.qname, a->q.qname_len, &pv);
+    if (pv.blocked) {
+        answer_blocked(w, from, a, &pv, false);
+        return;
+    }
+    if (a->q.qtype == TYPE_ANY) {
+        answer_any(w, from, a);
+        return;
+    }
+    if (w->cache) {
+        struct dnsmsg_reply_info info;
+        size_t n =
+            cache_lookup(w->cache, a->q.qname, a->q.qname_len, a->q.qtype, a->q.qclass, a->q.do_bit,
+                         a->q.cd, uv_now(&w->loop), w->cached, sizeof w->cached, &info);
+        if (n > 0 && deliver(w, from, a, w->cached, n, &info, DB_CACHED, NULL)) {
+            w->stats.cached++;
+            return;
+        }
+    }
+    forward(w, from, a);
+}
+
 static void on_query(void *ctx, const struct listen_origin *from, const uint8_t *pkt, size_t len)
 {
     struct worker *w = ctx;
@@ -305,8 +426,7 @@ static void on_query(void *ctx, const struct listen_origin *from, const uint8_t 
         return;
     }
     a.start_ns = uv_hrtime();
-    if (v == DNSMSG_OK)
-        identify(w, from, pkt, len, &a); /* only well-formed questions are logged */
+    identify(w, from, pkt, len, &a); /* for the rate limit and (well-formed questions) the log */
     /* Strangers get REFUSED whatever they sent, and nothing is forwarded for them. */
     if (!in_cidrs(w->cfg->allow, w->cfg->n_allow, (const struct sockaddr *)&from->peer)) {
         w->stats.refused++;
@@ -320,27 +440,23 @@ static void on_query(void *ctx, const struct listen_origin *from, const uint8_t 
             log_query(w, &a, DB_REFUSED, RCODE_REFUSED, 0, 0, NULL);
         return;
     }
-    switch (v) {
-    case DNSMSG_OK: {
-        struct policy_verdict pv;
-        policy_check(w->policy, a.q.qname, a.q.qname_len, &pv);
-        if (pv.blocked) {
-            answer_blocked(w, from, &a, &pv, false);
-            return;
-        }
-        if (w->cache) {
-            struct dnsmsg_reply_info info;
-            size_t n =
-                cache_lookup(w->cache, a.q.qname, a.q.qname_len, a.q.qtype, a.q.qclass, a.q.do_bit,
-                             a.q.cd, uv_now(&w->loop), w->cached, sizeof w->cached, &info);
-            if (n > 0 && deliver(w, from, &a, w->cached, n, &info, DB_CACHED, NULL)) {
-                w->stats.cached++;
-                return;
-            }
-        }
-        forward(w, from, &a);
+    /* Before the rate limit: a looped query is ours, not the forwarder's client's. */
+    if (v == DNSMSG_OK && upstream_query_is_ours(pkt, len, &a.q)) {
+        answer_loop(w, from, &a);
         return;
     }
+    /* Over the limit: REFUSED, counted but not logged (a flood must not flood the log). */
+    if (over_limit(w, &a)) {
+        w->stats.ratelimited++;
+        answer_error(w, from, &a.q, RCODE_REFUSED);
+        if (v == DNSMSG_OK && w->qlog)
+            qlog_count_unlogged(w->qlog);
+        return;
+    }
+    switch (v) {
+    case DNSMSG_OK:
+        answer_query(w, from, &a);
+        return;
     case DNSMSG_FORMERR:
         w->stats.formerr++;
         answer_error(w, from, &a.q, RCODE_FORMERR);
@@ -417,13 +533,15 @@ static void on_wakeup(uv_async_t *a)
 }
 
 struct worker *worker_create(unsigned index, struct config *cfg, struct policy *policy,
-                             struct qlog_ring *qlog, struct listen_addr *addrs, size_t n_addrs)
+                             struct qlog_ring *qlog, struct ratelimit *ratelimit,
+                             struct listen_addr *addrs, size_t n_addrs)
 {
     struct worker *w = calloc(1, sizeof *w);
     if (!w)
         return NULL;
     w->index = index;
     w->qlog = qlog;
+    w->ratelimit = ratelimit;
     if (cfg->cache_size > 0 && (w->cache = cache_create(cfg->cache_size)) == NULL) {
         free(w);
         return NULL;

@@ -2,9 +2,9 @@
  * worker: one serving thread, its own libuv loop, listeners and upstream table.
  *
  * This is where a query's path is glued together: listen hands over bytes, dnsmsg checks them,
- * the access list decides who may ask, upstream forwards, and the answer goes back through
- * listen. Workers share nothing mutable; the main thread talks to them only through an async
- * handle (a new config on reload, stop on SIGTERM).
+ * the access list decides who may ask and the rate limit how often, upstream forwards, and the
+ * answer goes back through listen. Workers share nothing mutable; the main thread talks to them
+ * only through an async handle (a new config on reload, stop on SIGTERM).
  */
 #ifndef TELESINK_WORKER_H
 #define TELESINK_WORKER_H
@@ -15,6 +15,7 @@
 #include "listen.h"
 #include "policy.h"
 #include "qlog.h"
+#include "ratelimit.h"
 #include "upstream.h"
 
 struct worker_stats {
@@ -29,6 +30,9 @@ struct worker_stats {
     uint64_t cached;        /* answered from the response cache */
     uint64_t forwarded;     /* sent to the upstream table */
     uint64_t servfail;      /* answered SERVFAIL */
+    uint64_t ratelimited;   /* answered REFUSED: the client is over [server] rate_limit */
+    uint64_t loops;         /* our own queries that came back to us (answered SERVFAIL) */
+    uint64_t any;           /* ANY questions answered with the RFC 8482 HINFO */
     struct upstream_stats upstream;
     struct listen_stats listen;
 };
@@ -37,11 +41,13 @@ struct worker;
 
 /*
  * A worker for loop `index` using the sockets bound in addrs (their fds are taken). Takes a
- * reference on cfg and on policy. Queries are logged through qlog (may be NULL). Returns NULL
- * on failure (logged).
+ * reference on cfg and on policy. Queries are logged through qlog (may be NULL) and counted
+ * against the per-client limits in ratelimit, which every worker shares (may be NULL: no
+ * limit; it must outlive the worker). Returns NULL on failure (logged).
  */
 struct worker *worker_create(unsigned index, struct config *cfg, struct policy *policy,
-                             struct qlog_ring *qlog, struct listen_addr *addrs, size_t n_addrs);
+                             struct qlog_ring *qlog, struct ratelimit *ratelimit,
+                             struct listen_addr *addrs, size_t n_addrs);
 /* Run the loop in a new thread. Returns 0 or a negative errno. */
 int worker_start(struct worker *w);
 /* From any thread: use cfg and policy (references are taken) for queries from now on. */

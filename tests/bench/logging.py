@@ -34,7 +34,7 @@ def run(work, listfile, names, log, seconds, workload, upstream):
     port = free_port()
     conf = os.path.join(work, "t.conf")
     with open(conf, "w") as f:
-        f.write("[server]\nthreads = 1\n[upstream]\nservers = %s\n[lists]\npaths = %s\n"
+        f.write("[server]\nthreads = 1\nrate_limit = 0\n[upstream]\nservers = %s\n[lists]\npaths = %s\n"
                 "[log]\nenabled = %s\ndb = %s/q.db\n"
                 % (upstream, listfile, "yes" if log else "no", work))
     qfile = os.path.join(work, workload + ".txt")

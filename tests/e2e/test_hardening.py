@@ -1,9 +1,12 @@
 """Regression tests for defects found in review: a TCP connection whose queries fail at once
 must not recurse, answers queued before a client's FIN are all delivered, a client that never
 reads cannot grow our memory, TC=1 replies with bogus counts still go to TCP, and a reply with
-a compression pointer into the header is refused."""
+a compression pointer into the header is refused. And ANY queries get the minimal RFC 8482
+answer (no amplification)."""
+import os
 import socket
 import struct
+import tempfile
 import unittest
 
 import dns.message
@@ -63,7 +66,7 @@ class TcpConnections(unittest.TestCase):
 
     def test_client_that_never_reads_is_bounded(self):
         with FakeUpstream(zone=BIG_TXT) as up, \
-                Telesink(upstreams=[up.addr], config="[server]\nthreads = 1\n") as ts:
+                Telesink(upstreams=[up.addr], config="[server]\nthreads = 1\nrate_limit = 0\n") as ts:
             up.udp_handler = big_udp
             before = rss_kb(ts.proc.pid)
             with socket.socket() as s:
@@ -111,6 +114,34 @@ class UpstreamReplies(unittest.TestCase):
             r = dns.message.from_wire(udp_exchange(ts.v4, query_wire("p.test")))
             self.assertEqual(r.rcode(), dns.rcode.SERVFAIL)
         self.assertEqual(ts.stats()["malformed"], 1)
+
+
+class AnyQueries(unittest.TestCase):
+    """RFC 8482: ANY gets one small synthesized HINFO, never the upstream's records, so that a
+    small query cannot draw a big answer; a blocked name still gets the block answer."""
+
+    def test_any_is_answered_minimally(self):
+        with tempfile.TemporaryDirectory() as lists, FakeUpstream(zone=BIG_TXT) as up:
+            with open(os.path.join(lists, "t.list"), "w") as f:
+                f.write("# vendor: Testvendor\n# category: telemetry\n"
+                        "tracker-example.test  # source: test\n")
+            with Telesink(upstreams=[up.addr], config="[lists]\npaths = %s\n" % lists) as ts:
+                for tcp in (False, True):
+                    a = dig(ts.v4, "big.test", "ANY", tcp=tcp)
+                    self.assertEqual(a.rcode, "NOERROR", a.text)
+                    self.assertEqual(a.answers, [["big.test.", "300", "IN", "HINFO", '"RFC8482"',
+                                                  '""']], a.text)
+                # 37 bytes asked, 58 answered (the upstream holds ~51 KB): nothing to amplify.
+                q = dns.message.make_query("big.test", "ANY", use_edns=0, payload=4096)
+                self.assertLess(len(udp_exchange(ts.v4, q.to_wire())), 2 * len(q.to_wire()))
+                # A blocked name is answered as blocked, whatever the type.
+                b = dig(ts.v4, "tracker-example.test", "ANY")
+                self.assertEqual(b.rcode, "NXDOMAIN", b.text)
+                self.assertIn("blocked by telesink", b.text)
+                self.assertEqual(ts.stop(), 0)
+            self.assertEqual(up.queries, [])  # nothing was forwarded
+            st = ts.stats()
+            self.assertEqual((st["any"], st["blocked"], st["forwarded"]), (3, 1, 0))
 
 
 if __name__ == "__main__":

@@ -233,8 +233,8 @@ class Reload(unittest.TestCase):
     def test_reload_under_dnsperf_loses_nothing(self):
         lists = ListsDir()
         with FakeUpstream(zone=ZONE) as up, \
-                Telesink(upstreams=[up.addr],
-                         config="[lists]\npaths = %s\n" % lists.dir) as ts, \
+                Telesink(upstreams=[up.addr],  # dnsperf is one client: no rate limit
+                         config="[server]\nrate_limit = 0\n[lists]\npaths = %s\n" % lists.dir) as ts, \
                 tempfile.NamedTemporaryFile("w", suffix=".txt") as qf:
             for i in range(200):
                 qf.write("t%d.tracker-example.test A\nwww.example.test A\nmetrics.phone.test AAAA\n" % i)

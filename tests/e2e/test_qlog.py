@@ -505,7 +505,8 @@ class Faults(QlogCase):
         db = os.path.join(mnt, "q.db")
         filler = os.path.join(mnt, "filler")
         full = r"database or disk is full"
-        with self.serve(log="flush_ms = 100", db=db) as ts:
+        # Thousands of queries from one client: no rate limit.
+        with self.serve(log="flush_ms = 100", db=db, server="rate_limit = 0") as ts:
             self.assertEqual(dig(ts.v4, "first.example.test").rcode, "NXDOMAIN")
             self.assertEqual(wait_count(db, 1), 1)
             fd = os.open(filler, os.O_WRONLY | os.O_CREAT, 0o600)
@@ -573,7 +574,7 @@ class Faults(QlogCase):
         self.assertEqual(scalar(db, "PRAGMA integrity_check", ro=False), "ok")
 
     def test_locked_database(self):
-        with self.serve(log="flush_ms = 100") as ts:
+        with self.serve(log="flush_ms = 100", server="rate_limit = 0") as ts:
             db = db_of(ts)
             self.assertEqual(dig(ts.v4, "first.example.test").rcode, "NXDOMAIN")
             self.assertEqual(wait_count(db, 1), 1)

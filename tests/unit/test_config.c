@@ -8,7 +8,10 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <arpa/inet.h>
 #include <cmocka.h>
+#include <ifaddrs.h>
+#include <netinet/in.h>
 
 #include "config.h"
 
@@ -197,6 +200,64 @@ static void test_flags_replace_lists(void **state)
     config_destroy(c);
 }
 
+/* A wildcard listener also answers on every address of this host: none may be an upstream. */
+static void test_own_interface_address_refused(void **state)
+{
+    (void)state;
+    struct ifaddrs *list, *i;
+    char addr[INET_ADDRSTRLEN] = "";
+    assert_int_equal(getifaddrs(&list), 0);
+    for (i = list; i && !addr[0]; i = i->ifa_next) {
+        if (!i->ifa_addr || i->ifa_addr->sa_family != AF_INET)
+            continue;
+        const struct in_addr *a = &((struct sockaddr_in *)i->ifa_addr)->sin_addr;
+        if (ntohl(a->s_addr) >> 24 != 127) /* loopback is refused without asking the kernel */
+            inet_ntop(AF_INET, a, addr, sizeof addr);
+    }
+    freeifaddrs(list);
+    if (!addr[0])
+        skip();
+    char err[256], up[64];
+    snprintf(up, sizeof up, "%s:5300", addr);
+    struct config *c = config_create();
+    assert_int_equal(config_set(c, "server", "listen", "0.0.0.0:5300", err, sizeof err), 0);
+    assert_int_equal(config_set(c, "upstream", "servers", up, err, sizeof err), 0);
+    assert_int_equal(config_finish(c, "/nonexistent", err, sizeof err), -1);
+    assert_non_null(strstr(err, "own listen"));
+    /* Another port of the same address is someone else. */
+    snprintf(up, sizeof up, "%s:5301", addr);
+    assert_int_equal(config_set(c, "upstream", "servers", up, err, sizeof err), 0);
+    assert_int_equal(config_finish(c, "/nonexistent", err, sizeof err), 0);
+    config_destroy(c);
+}
+
+static void test_rate_limit(void **state)
+{
+    (void)state;
+    char err[256];
+    struct config *c = config_create();
+    assert_int_equal(c->rate_limit, 1000); /* Pi-hole's default: 1000 queries a minute */
+    assert_int_equal(c->rate_limit_s, 60);
+    config_destroy(c);
+    c = load("[server]\nrate_limit = 50/2\n", 0, err, sizeof err);
+    assert_int_equal(c->rate_limit, 50);
+    assert_int_equal(c->rate_limit_s, 2);
+    config_destroy(c);
+    c = load("[server]\nrate_limit = 0\n", 0, err, sizeof err);
+    assert_int_equal(c->rate_limit, 0);
+    config_destroy(c);
+    c = load("[server]\nrate_limit = 0/0\n", 0, err, sizeof err); /* Pi-hole's way to say off */
+    assert_int_equal(c->rate_limit, 0);
+    config_destroy(c);
+    const char *bad[] = {"1000",       "abc",     "10/0",    "/60",    "10/", "-1/60",
+                         "1000001/60", "5/86401", "10/60/2", "1e3/60", ""};
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        char text[64];
+        snprintf(text, sizeof text, "[server]\n\nrate_limit = %s\n", bad[i]);
+        expect_error(text, "t.conf:3: rate_limit: ");
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -206,6 +267,8 @@ int main(void)
         cmocka_unit_test(test_file_errors),
         cmocka_unit_test(test_resolv_conf),
         cmocka_unit_test(test_flags_replace_lists),
+        cmocka_unit_test(test_rate_limit),
+        cmocka_unit_test(test_own_interface_address_refused),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

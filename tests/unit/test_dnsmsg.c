@@ -11,6 +11,7 @@
 #include <ldns/ldns.h>
 
 #include "dnsmsg.h"
+#include "wire.h"
 
 /* ---- a small packet builder ---- */
 
@@ -283,8 +284,8 @@ static void test_upstream_query(void **state)
     (void)state;
     uint8_t name[] = "\7example\3com";
     uint8_t out[DNSMSG_SMALL_MAX];
-    size_t n =
-        dnsmsg_upstream_query(name, sizeof name, TYPE_A, 1, 0x5555, true, true, out, sizeof out);
+    size_t n = dnsmsg_upstream_query(name, sizeof name, TYPE_A, 1, 0x5555, true, true, NULL, out,
+                                     sizeof out);
     struct dnsmsg_query q;
     assert_int_equal(dnsmsg_parse_query(out, n, &q), DNSMSG_OK);
     assert_int_equal(q.id, 0x5555);
@@ -955,6 +956,130 @@ static void test_reply_cnames_none(void **state)
     assert_int_equal(c.n, 0);
 }
 
+/* ---- loop markers, ANY, error answers with an EDE ---- */
+
+static void test_siphash_reference_vector(void **state)
+{
+    (void)state;
+    /* The SipHash-2-4 paper's test vector: key 00..0f, message 00..0e. */
+    uint8_t key[16], msg[15];
+    for (int i = 0; i < 16; i++)
+        key[i] = (uint8_t)i;
+    for (int i = 0; i < 15; i++)
+        msg[i] = (uint8_t)i;
+    assert_true(siphash24(key, msg, sizeof msg) == 0xa129ca6149be45e5ULL);
+}
+
+static void test_loop_marker_round_trip(void **state)
+{
+    (void)state;
+    uint8_t key[DNSMSG_LOOP_KEY_LEN] = {1, 2, 3}, other[DNSMSG_LOOP_KEY_LEN] = {3, 2, 1};
+    uint8_t nonce[8] = {9, 9, 9, 9, 1, 2, 3, 4}, marker[DNSMSG_LOOP_MARKER_LEN];
+    dnsmsg_loop_marker(key, nonce, marker);
+    assert_memory_equal(marker, nonce, 8);
+    uint8_t name[] = "\7example\3com";
+    uint8_t out[DNSMSG_SMALL_MAX];
+    size_t n = dnsmsg_upstream_query(name, sizeof name, TYPE_A, 1, 0x7777, false, false, marker,
+                                     out, sizeof out);
+    struct dnsmsg_query q;
+    assert_int_equal(dnsmsg_parse_query(out, n, &q), DNSMSG_OK);
+    assert_int_equal(q.opt_rdlen, 4 + DNSMSG_LOOP_MARKER_LEN);
+    assert_int_equal(get16(out + q.opt_rdata), DNSMSG_LOOP_OPTION);
+    assert_true(dnsmsg_query_has_loop_marker(out, n, &q, key));
+    /* Another process's marker (another key) is not ours. */
+    assert_false(dnsmsg_query_has_loop_marker(out, n, &q, other));
+    /* Nor is a forged one: the tag no longer matches the nonce. */
+    out[q.opt_rdata + 4] ^= 1;
+    assert_false(dnsmsg_query_has_loop_marker(out, n, &q, key));
+    /* Without a marker there is no option at all. */
+    n = dnsmsg_upstream_query(name, sizeof name, TYPE_A, 1, 0x7777, false, false, NULL, out,
+                              sizeof out);
+    assert_int_equal(dnsmsg_parse_query(out, n, &q), DNSMSG_OK);
+    assert_int_equal(q.opt_rdlen, 0);
+    assert_false(dnsmsg_query_has_loop_marker(out, n, &q, key));
+}
+
+static void test_loop_marker_among_other_options(void **state)
+{
+    (void)state;
+    /* A forwarder (dnsmasq --add-mac, --add-subnet) adds its options around ours. */
+    uint8_t key[DNSMSG_LOOP_KEY_LEN] = {7}, nonce[8] = {1}, marker[DNSMSG_LOOP_MARKER_LEN];
+    dnsmsg_loop_marker(key, nonce, marker);
+    struct pkt p;
+    header(&p, 1, 0x0100, 1, 0, 0, 1);
+    question(&p, "example.com", TYPE_A);
+    put8(&p, 0);
+    put16(&p, TYPE_OPT);
+    put16(&p, 1232);
+    put32(&p, 0);
+    put16(&p, (uint16_t)(4 + 6 + 4 + DNSMSG_LOOP_MARKER_LEN + 4 + 8));
+    put16(&p, 65001); /* add-mac */
+    put16(&p, 6);
+    for (int i = 0; i < 6; i++)
+        put8(&p, (uint8_t)(0xa0 + i));
+    put16(&p, DNSMSG_LOOP_OPTION);
+    put16(&p, DNSMSG_LOOP_MARKER_LEN);
+    for (int i = 0; i < DNSMSG_LOOP_MARKER_LEN; i++)
+        put8(&p, marker[i]);
+    put16(&p, 8); /* Client Subnet 10.0.0.1/32 */
+    put16(&p, 8);
+    put16(&p, 1);
+    put8(&p, 32);
+    put8(&p, 0);
+    put32(&p, 0x0a000001);
+    struct dnsmsg_query q;
+    assert_int_equal(dnsmsg_parse_query(p.b, p.n, &q), DNSMSG_OK);
+    assert_true(dnsmsg_query_has_loop_marker(p.b, p.n, &q, key));
+}
+
+static void test_any_reply_is_minimal(void **state)
+{
+    (void)state;
+    for (int edns = 0; edns < 2; edns++) {
+        struct dnsmsg_query q;
+        block_query(&q, "Example.COM", TYPE_ANY, edns);
+        uint8_t out[DNSMSG_SMALL_MAX];
+        size_t n = dnsmsg_any_reply(&q, 300, out, sizeof out);
+        check_block_header(&q, out, RCODE_NOERROR, 1, 0, (uint16_t)edns);
+        /* Header, question, a 21-byte HINFO, and our OPT when the client sent one. */
+        assert_int_equal(n, 12 + 13 + 4 + 12 + 9 + (edns ? 11 : 0));
+        ldns_pkt *pkt = ldns_parse(out, n);
+        ldns_rr *rr = ldns_rr_list_rr(ldns_pkt_answer(pkt), 0);
+        assert_int_equal(ldns_rr_get_type(rr), LDNS_RR_TYPE_HINFO);
+        assert_int_equal(ldns_rr_get_class(rr), LDNS_RR_CLASS_IN);
+        assert_int_equal(ldns_rr_ttl(rr), 300);
+        char *cpu = ldns_rdf2str(ldns_rr_rdf(rr, 0)), *os = ldns_rdf2str(ldns_rr_rdf(rr, 1));
+        assert_string_equal(cpu, "\"RFC8482\"");
+        assert_string_equal(os, "\"\"");
+        free(cpu);
+        free(os);
+        assert_int_equal(ldns_pkt_edns(pkt), edns);
+        ldns_pkt_free(pkt);
+    }
+}
+
+static void test_error_reply_ede(void **state)
+{
+    (void)state;
+    struct dnsmsg_query q;
+    block_query(&q, "loop.example", TYPE_A, true);
+    uint8_t out[DNSMSG_SMALL_MAX];
+    const char *text = "forwarding loop";
+    size_t n = dnsmsg_error_reply_ede(&q, RCODE_SERVFAIL, EDE_OTHER, text, out, sizeof out);
+    check_block_header(&q, out, RCODE_SERVFAIL, 0, 0, 1);
+    const uint8_t *o = out + n - (11 + 6 + strlen(text));
+    assert_int_equal(get16(o + 11), 15);        /* option: Extended DNS Error */
+    assert_int_equal(get16(o + 15), EDE_OTHER); /* INFO-CODE */
+    assert_memory_equal(o + 17, text, strlen(text));
+    ldns_pkt_free(ldns_parse(out, n));
+    /* Without EDNS: the plain error answer. */
+    block_query(&q, "loop.example", TYPE_A, false);
+    uint8_t plain[DNSMSG_SMALL_MAX];
+    n = dnsmsg_error_reply_ede(&q, RCODE_SERVFAIL, EDE_OTHER, text, out, sizeof out);
+    assert_int_equal(n, dnsmsg_error_reply(&q, RCODE_SERVFAIL, plain, sizeof plain));
+    assert_memory_equal(out, plain, n);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -987,6 +1112,11 @@ int main(void)
         cmocka_unit_test(test_block_ede_text_cut),
         cmocka_unit_test(test_reply_cnames_chain),
         cmocka_unit_test(test_reply_cnames_none),
+        cmocka_unit_test(test_siphash_reference_vector),
+        cmocka_unit_test(test_loop_marker_round_trip),
+        cmocka_unit_test(test_loop_marker_among_other_options),
+        cmocka_unit_test(test_any_reply_is_minimal),
+        cmocka_unit_test(test_error_reply_ede),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -189,6 +189,9 @@ static void test_third_wildcard_and_adblock(void **state)
     expect_one("||ads.example^", LIST_THIRD, "ads.example", true, false);
     expect_one("@@||good.example^", LIST_THIRD, "good.example", true, true);
     expect_one("||ADS.example^  ", LIST_THIRD, "ads.example", true, false);
+    /* "|name^" is exactly the name (AdGuard's reading; `lists export` writes exact entries so). */
+    expect_one("|exact.example^", LIST_THIRD, "exact.example", false, false);
+    expect_one("@@|exact.example^", LIST_THIRD, "exact.example", false, true);
 }
 
 static void test_third_unsupported(void **state)
@@ -207,7 +210,8 @@ static void test_third_unsupported(void **state)
         "|http://x.com",
         "|http://x.com^",
         "@@ads.com",
-        "@@|x.com^",
+        "@@|",
+        "|x.com^^",
         "0.0.0.0 *.x.com",
         "0.0.0.0 ads*.com",
     };
