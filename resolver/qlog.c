@@ -48,14 +48,22 @@ struct list_ident {
 };
 
 /*
- * bytes -> id (names, binary client and upstream keys); cleared whole when full, after a
- * rolled-back transaction, or (clients) after a reload changed names or anonymisation.
+ * bytes -> id (names, binary client and upstream keys); cleared whole when half full, after a
+ * rolled-back transaction, or (clients) after a reload changed names or anonymisation. A slot
+ * holds the hash, the id and where the key's bytes are in one arena, so a lookup reads one
+ * slot and one key: this runs for every logged query.
  */
+struct idslot {
+    uint64_t hash; /* 0 = empty */
+    int64_t id;
+    uint32_t key, len; /* offset and length in keys */
+};
+
 struct idmap {
-    size_t slots;     /* a power of two */
-    uint64_t *hashes; /* 0 = empty slot */
-    int64_t *vals;
-    char **keys; /* heap copies: [len][bytes] */
+    size_t slots; /* a power of two */
+    struct idslot *slot;
+    char *keys;
+    size_t keys_used, keys_cap;
     size_t count;
 };
 
@@ -287,68 +295,64 @@ static uint64_t bytes_hash(const void *p, size_t n)
     uint64_t h = 1469598103934665603ULL ^ n;
     for (size_t i = 0; i < n; i++)
         h = (h ^ b[i]) * 1099511628211ULL;
+    h = fmix64(h);
     return h ? h : 1;
 }
 
 static void idmap_clear(struct idmap *m)
 {
-    if (m->keys) {
-        for (size_t i = 0; i < m->slots; i++)
-            free(m->keys[i]);
-        memset(m->keys, 0, m->slots * sizeof *m->keys);
-        memset(m->hashes, 0, m->slots * sizeof *m->hashes);
-    }
+    if (m->slot)
+        memset(m->slot, 0, m->slots * sizeof *m->slot);
+    m->keys_used = 0;
     m->count = 0;
 }
 
 static void idmap_free(struct idmap *m)
 {
-    idmap_clear(m);
+    free(m->slot);
     free(m->keys);
-    free(m->vals);
-    free(m->hashes);
+    m->slot = NULL;
+    m->keys = NULL;
+    m->keys_cap = m->keys_used = m->count = 0;
 }
 
 /* The id cached for this key, or 0. */
 static int64_t idmap_get(const struct idmap *m, const void *key, size_t len, uint64_t h)
 {
-    if (!m->hashes)
+    if (!m->slot)
         return 0;
-    for (size_t i = h & (m->slots - 1); m->hashes[i]; i = (i + 1) & (m->slots - 1)) {
-        if (m->hashes[i] == h && (unsigned char)m->keys[i][0] == len &&
-            memcmp(m->keys[i] + 1, key, len) == 0)
-            return m->vals[i];
+    for (size_t i = h & (m->slots - 1); m->slot[i].hash; i = (i + 1) & (m->slots - 1)) {
+        const struct idslot *s = &m->slot[i];
+        if (s->hash == h && s->len == len && memcmp(m->keys + s->key, key, len) == 0)
+            return s->id;
     }
     return 0;
 }
 
 static void idmap_put(struct idmap *m, const void *key, size_t len, uint64_t h, int64_t id)
 {
-    if (!m->hashes) {
-        m->hashes = calloc(m->slots, sizeof *m->hashes);
-        m->vals = calloc(m->slots, sizeof *m->vals);
-        m->keys = calloc(m->slots, sizeof *m->keys);
-        if (!m->hashes || !m->vals || !m->keys) {
-            size_t slots = m->slots;
-            idmap_free(m);
-            memset(m, 0, sizeof *m);
-            m->slots = slots;
-            return;
+    if (!m->slot && !(m->slot = calloc(m->slots, sizeof *m->slot)))
+        return; /* no cache: every lookup asks the database */
+    if (m->count * 2 >= m->slots)
+        idmap_clear(m); /* half full: start over (ids are read back from the database) */
+    if (m->keys_used + len > m->keys_cap) {
+        size_t cap = m->keys_cap ? m->keys_cap * 2 : m->slots * 16;
+        if (cap > UINT32_MAX) {
+            idmap_clear(m);
+            cap = m->keys_cap;
         }
+        char *keys = cap == m->keys_cap ? m->keys : realloc(m->keys, cap);
+        if (!keys)
+            return;
+        m->keys = keys;
+        m->keys_cap = cap;
     }
-    if (m->count * 4 >= m->slots * 3)
-        idmap_clear(m); /* full: start over (ids are read back from the database) */
     size_t i = h & (m->slots - 1);
-    while (m->hashes[i])
+    while (m->slot[i].hash)
         i = (i + 1) & (m->slots - 1);
-    char *k = malloc(len + 1);
-    if (!k)
-        return;
-    k[0] = (char)len;
-    memcpy(k + 1, key, len);
-    m->hashes[i] = h;
-    m->keys[i] = k;
-    m->vals[i] = id;
+    memcpy(m->keys + m->keys_used, key, len);
+    m->slot[i] = (struct idslot){h, id, (uint32_t)m->keys_used, (uint32_t)len};
+    m->keys_used += len;
     m->count++;
 }
 
@@ -624,10 +628,9 @@ static int64_t upstream_id(struct qlog *q, const struct qlog_record *rec, int *r
     return id;
 }
 
-static int64_t domain_id(struct qlog *q, const char *name, size_t len, int *rc)
+static int64_t domain_id(struct qlog *q, const char *name, size_t len, uint64_t h, int *rc)
 {
     *rc = SQLITE_OK;
-    uint64_t h = bytes_hash(name, len);
     int64_t id = idmap_get(&q->domains, name, len, h);
     if (id > 0)
         return id;
@@ -639,7 +642,7 @@ static int64_t domain_id(struct qlog *q, const char *name, size_t len, int *rc)
 
 /* A record as a row: every id resolved. */
 static int make_row(struct qlog *q, const struct config *cfg, const struct qlog_record *rec,
-                    struct db_row *row)
+                    uint64_t name_hash, struct db_row *row)
 {
     int rc;
     row->ts_ms = rec->ts_ms;
@@ -649,7 +652,7 @@ static int make_row(struct qlog *q, const struct config *cfg, const struct qlog_
     row->flags = rec->flags;
     row->duration_us = rec->duration_us;
     const char *name = rec->long_name ? rec->long_name : rec->name;
-    if ((row->domain = domain_id(q, name, rec->name_len, &rc)) == 0)
+    if ((row->domain = domain_id(q, name, rec->name_len, name_hash, &rc)) == 0)
         return rc ? rc : SQLITE_ERROR;
     if ((row->client = client_id(q, cfg, &rec->client, &rc)) == 0)
         return rc ? rc : SQLITE_ERROR;
@@ -662,18 +665,41 @@ static int make_row(struct qlog *q, const struct config *cfg, const struct qlog_
     return SQLITE_OK;
 }
 
+/*
+ * Hash the names of n records and start loading their cache slots, then their keys: the name
+ * cache is megabytes, and a lookup that waits for memory costs more than the SQLite insert.
+ * With the loads of a whole chunk in flight at once, make_row finds them in cache.
+ */
+static void prefetch_names(const struct qlog *q, const struct qlog_record *recs, size_t n,
+                           uint64_t *hashes)
+{
+    const struct idmap *m = &q->domains;
+    for (size_t i = 0; i < n; i++) {
+        const char *name = recs[i].long_name ? recs[i].long_name : recs[i].name;
+        hashes[i] = bytes_hash(name, recs[i].name_len);
+        if (m->slot)
+            __builtin_prefetch(&m->slot[hashes[i] & (m->slots - 1)]);
+    }
+    for (size_t i = 0; m->slot && i < n; i++) {
+        const struct idslot *s = &m->slot[hashes[i] & (m->slots - 1)];
+        if (s->hash == hashes[i])
+            __builtin_prefetch(m->keys + s->key);
+    }
+}
+
 /* Write n records (and the pending hourly counts) in one transaction. */
 static int write_batch(struct qlog *q, const struct config *cfg, size_t n)
 {
     int rc = db_begin(q->db);
     struct db_row rows[DB_INSERT_MANY];
-    size_t k = 0;
-    for (size_t i = 0; rc == SQLITE_OK && i < n; i++) {
-        rc = make_row(q, cfg, &q->batch[i], &rows[k++]);
-        if (rc == SQLITE_OK && (k == DB_INSERT_MANY || i + 1 == n)) {
+    uint64_t hashes[DB_INSERT_MANY];
+    for (size_t i = 0; rc == SQLITE_OK && i < n; i += DB_INSERT_MANY) {
+        size_t k = n - i < DB_INSERT_MANY ? n - i : DB_INSERT_MANY;
+        prefetch_names(q, &q->batch[i], k, hashes);
+        for (size_t j = 0; rc == SQLITE_OK && j < k; j++)
+            rc = make_row(q, cfg, &q->batch[i + j], hashes[j], &rows[j]);
+        if (rc == SQLITE_OK)
             rc = db_insert_many(q->db, rows, k);
-            k = 0;
-        }
     }
     for (size_t i = 0; rc == SQLITE_OK && i < q->n_pending; i++) {
         struct hour_count *h = &q->pending[i];
