@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <netinet/in.h>
+#include <sys/socket.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,10 +18,20 @@
 /* Stop reading from a client that does not read its answers once this much is queued. */
 #define TCP_MAX_QUEUED (256 * 1024)
 
+/* Answers made while a recvmmsg batch is handled leave together in one sendmmsg. */
+#define SEND_SLOT 4096 /* larger answers are sent on their own */
+
 struct listen_udp {
     uv_udp_t handle;
     struct listen *l;
     char *buf; /* UDP_BATCH slots, reused for every batch */
+    int fd;
+    bool in_batch; /* inside the callbacks of one recvmmsg batch */
+    unsigned nsend;
+    struct mmsghdr msgs[UDP_BATCH];
+    struct iovec iov[UDP_BATCH];
+    struct sockaddr_storage peers[UDP_BATCH];
+    uint8_t *sendbuf; /* UDP_BATCH slots of SEND_SLOT bytes */
 };
 
 struct listen_tcp {
@@ -81,8 +92,10 @@ struct udp_send {
 static void listen_maybe_free(struct listen *l)
 {
     if (l->closing && l->handles == 0 && l->nconns == 0) {
-        for (size_t i = 0; i < l->n; i++)
+        for (size_t i = 0; i < l->n; i++) {
             free(l->udp[i].buf);
+            free(l->udp[i].sendbuf);
+        }
         free(l->udp);
         free(l->tcp);
         free(l);
@@ -227,31 +240,78 @@ bool listen_origin_open(const struct listen_origin *o)
     return o->conn && !o->conn->closing;
 }
 
+/* One answer now; queued in libuv (a copy) when the socket buffer is full. */
+static void udp_send_one(struct listen_udp *u, const uint8_t *pkt, size_t len,
+                         const struct sockaddr *peer)
+{
+    uv_buf_t b = uv_buf_init((char *)pkt, (unsigned)len);
+    int rc = uv_udp_try_send(&u->handle, &b, 1, peer);
+    if (rc == UV_EAGAIN || rc == UV_ENOSYS) {
+        struct udp_send *s = malloc(sizeof *s + len);
+        if (!s) {
+            u->l->stats->send_errors++;
+            return;
+        }
+        memcpy(s->data, pkt, len);
+        b = uv_buf_init((char *)s->data, (unsigned)len);
+        rc = uv_udp_send(&s->req, &u->handle, &b, 1, peer, udp_sent);
+        if (rc < 0)
+            free(s);
+    }
+    if (rc < 0) {
+        u->l->stats->send_errors++;
+        log_debug("listen", "udp send: %s", uv_strerror(rc));
+    }
+}
+
+/* Send the answers queued during a batch: one system call for all of them. */
+static void udp_flush(struct listen_udp *u)
+{
+    unsigned i = 0;
+    while (i < u->nsend) {
+        int sent = sendmmsg(u->fd, &u->msgs[i], u->nsend - i, MSG_DONTWAIT);
+        if (sent > 0) {
+            i += (unsigned)sent;
+            continue;
+        }
+        if (errno == EINTR)
+            continue;
+        if (errno == EAGAIN || errno == EWOULDBLOCK || errno == ENOBUFS)
+            break;                  /* the rest through libuv's queue, below */
+        u->l->stats->send_errors++; /* this one cannot be sent (e.g. unreachable): next */
+        log_debug("listen", "udp send: %s", strerror(errno));
+        i++;
+    }
+    for (; i < u->nsend; i++)
+        udp_send_one(u, u->iov[i].iov_base, u->iov[i].iov_len,
+                     (const struct sockaddr *)&u->peers[i]);
+    u->nsend = 0;
+}
+
 void listen_respond(const struct listen_origin *o, const uint8_t *pkt, size_t len)
 {
     if (o->udp) {
         struct listen_udp *u = o->udp;
         if (u->l->closing)
             return;
-        uv_buf_t b = uv_buf_init((char *)pkt, (unsigned)len);
         const struct sockaddr *peer = (const struct sockaddr *)&o->peer;
-        int rc = uv_udp_try_send(&u->handle, &b, 1, peer);
-        if (rc == UV_EAGAIN || rc == UV_ENOSYS) {
-            struct udp_send *s = malloc(sizeof *s + len);
-            if (!s) {
-                u->l->stats->send_errors++;
-                return;
-            }
-            memcpy(s->data, pkt, len);
-            b = uv_buf_init((char *)s->data, (unsigned)len);
-            rc = uv_udp_send(&s->req, &u->handle, &b, 1, peer, udp_sent);
-            if (rc < 0)
-                free(s);
+        if (u->in_batch && u->sendbuf && len <= SEND_SLOT) {
+            if (u->nsend == UDP_BATCH)
+                udp_flush(u);
+            unsigned k = u->nsend++;
+            uint8_t *slot = u->sendbuf + (size_t)k * SEND_SLOT;
+            memcpy(slot, pkt, len);
+            memcpy(&u->peers[k], peer, netaddr_len(peer));
+            u->iov[k] = (struct iovec){.iov_base = slot, .iov_len = len};
+            u->msgs[k].msg_hdr = (struct msghdr){
+                .msg_name = &u->peers[k],
+                .msg_namelen = netaddr_len(peer),
+                .msg_iov = &u->iov[k],
+                .msg_iovlen = 1,
+            };
+            return;
         }
-        if (rc < 0) {
-            u->l->stats->send_errors++;
-            log_debug("listen", "udp send: %s", uv_strerror(rc));
-        }
+        udp_send_one(u, pkt, len, peer);
         return;
     }
     struct listen_conn *c = o->conn;
@@ -537,12 +597,19 @@ static void udp_recv(uv_udp_t *h, ssize_t nread, const uv_buf_t *buf, const stru
                      unsigned flags)
 {
     struct listen_udp *u = h->data;
-    if (nread == 0 && addr == NULL)
-        return; /* end of a batch (or nothing to read): the buffer is ours, nothing to free */
+    if (nread == 0 && addr == NULL) {
+        /* End of a batch (or nothing to read; the buffer is ours, nothing to free): the
+         * answers made meanwhile leave now, together. */
+        u->in_batch = false;
+        if (u->nsend)
+            udp_flush(u);
+        return;
+    }
     if (nread < 0) {
         log_debug("listen", "udp receive: %s", uv_strerror((int)nread));
         return;
     }
+    u->in_batch = true; /* libuv ends every batch of datagrams with the call above */
     if (flags & UV_UDP_PARTIAL)
         return; /* longer than 64 KiB: not a DNS query */
     struct listen_origin o = {.udp = u, .conn = NULL};
@@ -588,11 +655,13 @@ struct listen *listen_start(uv_loop_t *loop, struct listen_addr *addrs, size_t n
 
         u->l = l;
         u->buf = malloc((size_t)UDP_SLOT * UDP_BATCH);
+        u->sendbuf = malloc((size_t)SEND_SLOT * UDP_BATCH); /* NULL: answers go one by one */
         uv_udp_init_ex(loop, &u->handle, AF_UNSPEC | UV_UDP_RECVMMSG);
         u->handle.data = u;
         l->handles++;
         int rc = u->buf ? uv_udp_open(&u->handle, fd[0]) : UV_ENOMEM;
         if (rc == 0) {
+            u->fd = fd[0];
             fd[0] = -1;
             rc = uv_udp_recv_start(&u->handle, udp_alloc, udp_recv);
         }
@@ -621,6 +690,9 @@ void listen_set_opts(struct listen *l, const struct listen_opts *opts)
 
 void listen_close(struct listen *l)
 {
+    for (size_t i = 0; i < l->n; i++)
+        if (l->udp[i].nsend)
+            udp_flush(&l->udp[i]);
     l->closing = true;
     for (size_t i = 0; i < l->n; i++) {
         l->udp[i].handle.data = l;
