@@ -39,6 +39,7 @@ static void list_free(struct policy_list *l)
     free(l->vendor);
     free(l->category);
     free(l->description);
+    free(l->ede);
 }
 
 static void policy_free(struct policy *p)
@@ -323,6 +324,15 @@ struct policy *policy_build(const struct config *cfg, uint64_t seed, policy_prob
     b.counting = false;
     if (walk_all(&b) < 0)
         goto fail;
+    /* The Extended DNS Error text of each list's answers, made once. */
+    for (size_t i = 0; i < p->n_lists; i++) {
+        struct policy_list *l = &p->lists[i];
+        if (asprintf(&l->ede, "blocked by telesink: %s (%s)", l->vendor, l->name) < 0) {
+            l->ede = NULL;
+            snprintf(err, errlen, "out of memory");
+            goto fail;
+        }
+    }
     return p;
 fail:
     policy_free(p);

@@ -38,6 +38,7 @@ struct policy_list {
     unsigned unsupported; /* rules we do not support: skipped */
     unsigned breaking;    /* `# breaks:` entries skipped (strict = no) */
     uint32_t log_id;      /* the query log's id for this list (qlog_register_lists), 0 unset */
+    char *ede;            /* "blocked by telesink: VENDOR (NAME)", the answers' EDE text */
 };
 
 struct policy;

@@ -191,9 +191,12 @@ static void answer_blocked(struct worker *w, const struct listen_origin *from, c
     const struct policy_list *l = policy_list(w->policy, v->list);
     enum dnsmsg_block_mode mode =
         l->always_nxdomain ? DNSMSG_BLOCK_NXDOMAIN : w->cfg->blocking_mode;
-    char text[DNSMSG_EDE_TEXT_MAX + 1];
-    snprintf(text, sizeof text, "blocked by telesink: %s (%s)%s", l->vendor, l->name,
-             via_cname ? " via CNAME" : "");
+    char buf[DNSMSG_EDE_TEXT_MAX + 1];
+    const char *text = l->ede;
+    if (via_cname) { /* rare: only the answer path formats */
+        snprintf(buf, sizeof buf, "%s via CNAME", l->ede);
+        text = buf;
+    }
     w->stats.blocked++;
     if (via_cname)
         w->stats.blocked_cname++;
