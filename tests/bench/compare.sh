@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# tests/bench/compare.sh — telesink against unbound, dnsmasq and dnsdist (and a trivial C
+# responder, the harness's ceiling) in the same run, on loopback, with the query log on.
+#
+#   tests/bench/compare.sh                    everything once (~5 min)
+#   REPEAT=3 LOAD_REPEAT=3 tests/bench/compare.sh     medians of 3 (~13 min)
+#
+# Builds telesink (Release) in build-bench/, then runs tests/bench/harness/run.sh (a copy of
+# the project's shared benchmark harness: dnsperf, an NSD upstream, the peers' own configs,
+# the server pinned to CPU 1, dnsperf and the upstream to CPU 0) with telesink as the
+# "project", and prints the harness's tables followed by telesink's ratios to the best peer
+# (tests/bench/ratios.py). Output under build-bench/bench/ (runs, results, generated data).
+# Every harness knob (SERVERS, LOAD_SIZES, WORKLOADS, DURATION, REPEAT, ...) passes through.
+#
+# telesink runs as deployed, but with one serving thread (the harness gives the server one
+# core), rate_limit = 0 (dnsperf is a single client) and the query log on; PROJECT_CHECK
+# counts the rows it logged, so a run that logged nothing is visible.
+# Needs: dnsperf unbound dnsmasq dnsdist nsd sqlite3 gcc (see harness/README.md).
+set -euo pipefail
+root=$(cd "$(dirname "$0")/../.." && pwd)
+build=${BUILD:-$root/build-bench}
+out=${OUT:-$build/bench}
+
+cmake -S "$root" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DTELESINK_TESTS=OFF >/dev/null
+ninja -C "$build" telesink >/dev/null
+
+mkdir -p "$out"
+conf=$out/telesink-bench.conf
+cat >"$conf" <<CONF
+[server]
+threads = 1
+rate_limit = 0
+[log]
+enabled = yes
+CONF
+
+export PROJECT_NAME=telesink
+# The harness's lists block each name and its subdomains: telesink's own list format (*.list)
+# reads them that way (a plain third-party file would be exact names, as Pi-hole reads it).
+export PROJECT_PREPARE='cp {blocklist} {rundir}/bench.list'
+export PROJECT_CMD="$build/telesink serve --config $conf --listen {addr}:{port} --upstream {upstream} --lists {rundir}/bench.list --db {rundir}/telesink.db --log-level warn"
+export PROJECT_CHECK='sqlite3 {rundir}/telesink.db "select count(*) from log"'
+export RUN_ID=${RUN_ID:-$(date +%Y%m%d-%H%M%S)}
+export RUNS_DIR=$out/runs RESULTS_DIR=$out/results DATA_DIR=$out/data
+mkdir -p "$RUNS_DIR" "$RESULTS_DIR" "$DATA_DIR"
+export LOAD_SIZES=${LOAD_SIZES:-"100000 1000000"}
+
+bash "$root/tests/bench/harness/run.sh"
+echo
+python3 "$root/tests/bench/ratios.py" "$RUNS_DIR/$RUN_ID/results.jsonl"
