@@ -1,5 +1,6 @@
 #include "config.h"
 
+#include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
 #include <ifaddrs.h>
@@ -8,8 +9,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "paths.h"
+#include "tls.h"
 
 #define MAX_LINE 4096
 
@@ -123,15 +126,94 @@ static int add_listen(struct config *c, const char *item, char *err, size_t errl
     return 0;
 }
 
+static int add_tls_listen(struct config *c, const char *item, char *err, size_t errlen)
+{
+    struct sockaddr_storage ss;
+    if (netaddr_parse(item, CONFIG_DEFAULT_TLS_PORT, &ss) < 0) {
+        set_err(err, errlen, "tls_listen: '%s' is not ADDR[:PORT] (IPv6 as [ADDR]:PORT)", item);
+        return -1;
+    }
+    c->tls_listen = xrealloc(c->tls_listen, (c->n_tls_listen + 1) * sizeof *c->tls_listen);
+    c->tls_listen[c->n_tls_listen++] = ss;
+    return 0;
+}
+
+/* tls_name: NULL for plain DNS, else the name a tls:// server's certificate must match. */
+static void push_upstream(struct config *c, const struct sockaddr_storage *ss, const char *tls_name)
+{
+    c->upstreams = xrealloc(c->upstreams, (c->n_upstreams + 1) * sizeof *c->upstreams);
+    c->upstream_tls = xrealloc(c->upstream_tls, (c->n_upstreams + 1) * sizeof *c->upstream_tls);
+    c->upstream_tls[c->n_upstreams] = tls_name ? xstrdup(tls_name) : NULL;
+    c->upstreams[c->n_upstreams++] = *ss;
+}
+
+static void clear_upstreams(struct config *c)
+{
+    for (size_t i = 0; i < c->n_upstreams; i++)
+        free(c->upstream_tls[i]);
+    c->n_upstreams = 0;
+}
+
+/* A name to verify a certificate against: an IP literal, or a host name (lower-cased here). */
+static bool tls_name_ok(char *name)
+{
+    unsigned char a[16];
+    if (inet_pton(AF_INET, name, a) == 1 || inet_pton(AF_INET6, name, a) == 1)
+        return true;
+    size_t len = strlen(name), label = 0;
+    if (len > 0 && name[len - 1] == '.')
+        name[--len] = '\0';
+    if (len == 0 || len > 253)
+        return false;
+    for (char *p = name; *p; p++) {
+        *p = (char)tolower((unsigned char)*p);
+        if (*p == '.' ? label == 0 : !isalnum((unsigned char)*p) && *p != '-' && *p != '_')
+            return false;
+        label = *p == '.' ? 0 : label + 1;
+        if (label > 63)
+            return false;
+    }
+    return label > 0;
+}
+
+/*
+ * "ADDR[:PORT]": plain DNS (port 53). "tls://ADDR[:PORT][#NAME]": DNS over TLS (port 853), the
+ * certificate verified for NAME (also sent as SNI), or without #NAME for the address itself
+ * (an IP address in the certificate, as 1.1.1.1 and 9.9.9.9 have).
+ */
 static int add_upstream(struct config *c, const char *item, char *err, size_t errlen)
 {
     struct sockaddr_storage ss;
-    if (netaddr_parse(item, 53, &ss) < 0 || netaddr_port((struct sockaddr *)&ss) == 0) {
-        set_err(err, errlen, "upstream: '%s' is not ADDR[:PORT] (IPv6 as [ADDR]:PORT)", item);
+    bool tls = strncasecmp(item, "tls://", 6) == 0;
+    const char *addr = tls ? item + 6 : item, *hash = strchr(addr, '#');
+    char text[NETADDR_STRLEN], name[DNS_MAX_NAME + 1];
+    size_t alen = hash ? (size_t)(hash - addr) : strlen(addr);
+    if (!tls && (hash || strstr(item, "://"))) {
+        set_err(err, errlen,
+                "upstream: '%s': DNS over TLS is tls://ADDR[:PORT]#NAME, plain DNS ADDR[:PORT]",
+                item);
         return -1;
     }
-    c->upstreams = xrealloc(c->upstreams, (c->n_upstreams + 1) * sizeof *c->upstreams);
-    c->upstreams[c->n_upstreams++] = ss;
+    if (alen < sizeof text) {
+        memcpy(text, addr, alen);
+        text[alen] = '\0';
+    }
+    if (alen >= sizeof text || netaddr_parse(text, tls ? 853 : 53, &ss) < 0 ||
+        netaddr_port((struct sockaddr *)&ss) == 0) {
+        if (tls)
+            set_err(err, errlen, "upstream: '%s' is not tls://ADDR[:PORT]#NAME (IPv6 as [ADDR])",
+                    item);
+        else
+            set_err(err, errlen, "upstream: '%s' is not ADDR[:PORT] (IPv6 as [ADDR]:PORT)", item);
+        return -1;
+    }
+    if (hash && (strlen(hash + 1) >= sizeof name || !tls_name_ok(strcpy(name, hash + 1)))) {
+        set_err(err, errlen, "upstream: '%s': '%s' is not a host name to verify", item, hash + 1);
+        return -1;
+    }
+    if (tls && !hash)
+        netaddr_format((struct sockaddr *)&ss, false, name, sizeof name);
+    push_upstream(c, &ss, tls ? name : NULL);
     return 0;
 }
 
@@ -203,6 +285,7 @@ struct config *config_create(void)
     c->block_ttl = 300;
     c->tcp_idle_ms = 10000;
     c->tcp_max_connections = 256;
+    c->tls_max_connections = 256;
     c->max_pending = 8192;
     c->cache_size = 8u << 20;
     c->rate_limit = 1000; /* Pi-hole's RATE_LIMIT default */
@@ -230,7 +313,15 @@ void config_destroy(struct config *c)
     free(c->listen);
     free(c->allow);
     free(c->user);
+    free(c->tls_listen);
+    free(c->tls_cert);
+    free(c->tls_key);
+    free(c->tls_listen_at);
+    clear_upstreams(c);
     free(c->upstreams);
+    free(c->upstream_tls);
+    free(c->tls_ca);
+    tls_ctx_unref(c->upstream_tls_ctx);
     free_strv(c->list_paths, c->n_list_paths);
     free_strv(c->vendors, c->n_vendors);
     free_strv(c->allow_lists, c->n_allow_lists);
@@ -351,6 +442,24 @@ static int set_server(struct config *c, const char *key, const char *v, char *er
         c->tcp_max_connections = (unsigned)n;
         return 0;
     }
+    if (strcmp(key, "tls_listen") == 0) {
+        c->n_tls_listen = 0;
+        return strcasecmp(v, "off") == 0 ? 0 : for_each_item(c, v, add_tls_listen, err, errlen);
+    }
+    if (strcmp(key, "tls_cert") == 0 || strcmp(key, "tls_key") == 0) {
+        char **path = key[4] == 'c' ? &c->tls_cert : &c->tls_key;
+        free(*path);
+        *path = *v ? xstrdup(v) : NULL;
+        return 0;
+    }
+    if (strcmp(key, "tls_max_connections") == 0) {
+        if (parse_uint(v, 1, 65536, &n) < 0) {
+            set_err(err, errlen, "tls_max_connections: '%s' is not 1-65536", v);
+            return -1;
+        }
+        c->tls_max_connections = (unsigned)n;
+        return 0;
+    }
     if (strcmp(key, "max_pending") == 0) {
         if (parse_uint(v, 1, 1000000, &n) < 0) {
             set_err(err, errlen, "max_pending: '%s' is not 1-1000000", v);
@@ -400,8 +509,31 @@ static int set_upstream(struct config *c, const char *key, const char *v, char *
 {
     unsigned long n;
     if (strcmp(key, "servers") == 0) {
-        c->n_upstreams = 0;
+        clear_upstreams(c);
         return for_each_item(c, v, add_upstream, err, errlen);
+    }
+    if (strcmp(key, "tls_ca") == 0) {
+        /* Loaded now, so that a bad file is reported with its line. */
+        free(c->tls_ca);
+        c->tls_ca = NULL;
+        tls_ctx_unref(c->upstream_tls_ctx);
+        c->upstream_tls_ctx = NULL;
+        if (!*v)
+            return 0; /* the system store */
+        struct stat st;
+        int rc = stat(v, &st);
+        if (rc < 0 || !S_ISREG(st.st_mode)) {
+            set_err(err, errlen, "tls_ca: '%s': %s", v,
+                    rc < 0 ? strerror(errno) : "not a regular file");
+            return -1;
+        }
+        char why[256];
+        if (!(c->upstream_tls_ctx = tls_client_ctx(v, why, sizeof why))) {
+            set_err(err, errlen, "tls_ca: %s", why);
+            return -1;
+        }
+        c->tls_ca = xstrdup(v);
+        return 0;
     }
     if (strcmp(key, "timeout_ms") == 0) {
         if (parse_uint(v, 10, 60000, &n) < 0) {
@@ -630,6 +762,11 @@ int config_load_string(struct config *c, const char *text, size_t len, const cha
             set_err(err, errlen, "%s:%u: %s", name, lineno, msg);
             return -1;
         }
+        if (strcmp(section, "server") == 0 && strcmp(key, "tls_listen") == 0) {
+            snprintf(msg, sizeof msg, "%s:%u", name, lineno); /* for config_finish's checks */
+            free(c->tls_listen_at);
+            c->tls_listen_at = xstrdup(msg);
+        }
     }
     return 0;
 }
@@ -714,8 +851,49 @@ static bool is_own_address(const struct config *c, const struct sockaddr_storage
     return false;
 }
 
+/* Would a DoT listener take the TCP port of a DNS listener (the same port on the same address,
+ * or on a wildcard of the same family)? With SO_REUSEPORT both would bind and share clients. */
+static bool overlaps_listen(const struct config *c, const struct sockaddr *t)
+{
+    if (netaddr_port(t) == 0)
+        return false;
+    struct cidr any;
+    cidr_parse(t->sa_family == AF_INET ? "0.0.0.0/32" : "::/128", &any);
+    for (size_t i = 0; i < c->n_listen; i++) {
+        const struct sockaddr *l = (const struct sockaddr *)&c->listen[i];
+        if (l->sa_family == t->sa_family && netaddr_port(l) == netaddr_port(t) &&
+            (netaddr_equal(l, t) || cidr_contains(&any, l) || cidr_contains(&any, t)))
+            return true;
+    }
+    return false;
+}
+
+/* tls_listen needs a certificate and a key, and ports of its own. */
+static int check_tls(const struct config *c, char *err, size_t errlen)
+{
+    const char *at = c->tls_listen_at ? c->tls_listen_at : "tls_listen";
+    if (c->n_tls_listen == 0)
+        return 0;
+    if (!c->tls_cert || !c->tls_key) {
+        set_err(err, errlen, "%s: tls_listen needs tls_cert and tls_key (PEM files) in [server]",
+                at);
+        return -1;
+    }
+    for (size_t i = 0; i < c->n_tls_listen; i++) {
+        if (overlaps_listen(c, (const struct sockaddr *)&c->tls_listen[i])) {
+            char a[NETADDR_STRLEN];
+            netaddr_format((const struct sockaddr *)&c->tls_listen[i], true, a, sizeof a);
+            set_err(err, errlen, "%s: tls_listen %s takes the TCP port of a listen address", at, a);
+            return -1;
+        }
+    }
+    return 0;
+}
+
 int config_finish(struct config *c, const char *resolv_conf, char *err, size_t errlen)
 {
+    if (check_tls(c, err, errlen) < 0)
+        return -1;
     if (c->n_upstreams == 0) {
         FILE *f = fopen(resolv_conf, "r");
         if (!f) {
@@ -745,8 +923,7 @@ int config_finish(struct config *c, const char *resolv_conf, char *err, size_t e
                          resolv_conf, lineno, addr);
                 continue;
             }
-            c->upstreams = xrealloc(c->upstreams, (c->n_upstreams + 1) * sizeof *c->upstreams);
-            c->upstreams[c->n_upstreams++] = ss;
+            push_upstream(c, &ss, NULL);
         }
         fclose(f);
         if (c->n_upstreams == 0) {
@@ -764,6 +941,24 @@ int config_finish(struct config *c, const char *resolv_conf, char *err, size_t e
             set_err(err, errlen, "upstream %s is one of telesink's own listen addresses", a);
             return -1;
         }
+        if (c->upstream_tls[i] && !c->upstream_tls_ctx) {
+            char why[256];
+            if (!(c->upstream_tls_ctx = tls_client_ctx(NULL, why, sizeof why))) {
+                set_err(err, errlen, "tls:// upstreams: %s", why);
+                return -1;
+            }
+        }
     }
     return 0;
+}
+
+void config_format_upstream(const struct config *c, size_t i, char *buf, size_t len)
+{
+    const struct sockaddr *sa = (const struct sockaddr *)&c->upstreams[i];
+    const char *name = c->upstream_tls[i];
+    char a[NETADDR_STRLEN], bare[NETADDR_STRLEN];
+    netaddr_format(sa, true, a, sizeof a);
+    netaddr_format(sa, false, bare, sizeof bare);
+    bool same = !name || strcmp(name, bare) == 0; /* no #NAME: the address is verified */
+    snprintf(buf, len, "%s%s%s%s", name ? "tls://" : "", a, same ? "" : "#", same ? "" : name);
 }

@@ -24,6 +24,10 @@
 
 #define CONFIG_DEFAULT_PATH "/etc/telesink/telesink.conf"
 #define CONFIG_DEFAULT_PORT 8053
+/* DNS over TLS (RFC 7858) */
+#define CONFIG_DEFAULT_TLS_PORT 853
+
+struct tls_ctx;
 
 struct client_name {
     char *key; /* an address or a MAC, as written */
@@ -45,7 +49,15 @@ struct config {
     char *user;
     unsigned tcp_idle_ms;
     unsigned tcp_max_connections;
-    unsigned max_pending; /* upstream questions in flight per thread */
+    /* DNS over TLS (RFC 7858; TCP only): none = off. The certificate chain and key are PEM
+     * files, read at start and again on SIGHUP. */
+    struct sockaddr_storage *tls_listen;
+    size_t n_tls_listen;
+    char *tls_cert, *tls_key;
+    unsigned tls_max_connections; /* per serving loop, apart from tcp_max_connections */
+    char *tls_listen_at;          /* "FILE:LINE" where tls_listen was set, for messages */
+
+    unsigned max_pending; /* queries waiting for upstreams per thread (each client counts) */
     size_t cache_size;    /* bytes of response cache per thread; 0 = no cache */
     unsigned rate_limit;  /* queries a client may send per rate_limit_s seconds; 0 = no limit */
     unsigned rate_limit_s;
@@ -53,8 +65,13 @@ struct config {
 
     /* [upstream] */
     struct sockaddr_storage *upstreams;
+    char **upstream_tls; /* per upstream: NULL = plain DNS; tls:// = DNS over TLS, and this is
+                            the name its certificate must match (#NAME, or else the address) */
     size_t n_upstreams;
     unsigned timeout_ms;
+    char *tls_ca;                     /* [upstream] tls_ca; NULL = the system CA store */
+    struct tls_ctx *upstream_tls_ctx; /* for tls:// upstreams: tls_ca's, or (config_finish) the
+                                         system store's; one reference, dropped with c */
 
     /* [lists] */
     char **list_paths;
@@ -105,9 +122,14 @@ int config_set(struct config *c, const char *section, const char *key, const cha
                size_t errlen);
 
 /*
- * Fill in what is still unset: upstreams from resolv_conf (skipping addresses we listen on).
+ * Fill in what is still unset: upstreams from resolv_conf (skipping addresses we listen on),
+ * and the TLS context of tls:// upstreams when tls_ca did not make one.
  * Returns 0 or -1 with a message.
  */
 int config_finish(struct config *c, const char *resolv_conf, char *err, size_t errlen);
+
+/* Upstream i as written in a configuration: "192.0.2.53:53", "tls://[2001:db8::1]:853#dns.example"
+ * (tls:// without #NAME when the address itself is verified). Always NUL-terminates. */
+void config_format_upstream(const struct config *c, size_t i, char *buf, size_t len);
 
 #endif

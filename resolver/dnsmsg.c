@@ -289,6 +289,102 @@ bool dnsmsg_reply_matches(const uint8_t *pkt, size_t len, uint16_t id, const uin
     return rd16(t) == qtype && rd16(t + 2) == qclass;
 }
 
+/*
+ * The most EDNS options a reply's OPT may carry. Servers send a handful (a cookie, NSID,
+ * padding, an Extended DNS Error or two); hundreds are an attack on whoever parses them.
+ */
+#define REPLY_MAX_OPTIONS 64
+/* At most this much of an upstream's Extended DNS Errors is passed on to a client. */
+#define EDE_COPY_MAX 512
+
+/* An OPT's options must tile its RDATA exactly, and be few. */
+static int check_options(const uint8_t *rdata, size_t rdlen)
+{
+    unsigned n = 0;
+    for (size_t o = 0; o < rdlen; n++) {
+        if (n == REPLY_MAX_OPTIONS || o + 4 > rdlen || o + 4 + rd16(rdata + o + 2) > rdlen)
+            return -1;
+        o += 4u + rd16(rdata + o + 2);
+    }
+    return 0;
+}
+
+/*
+ * Walk a record's RDATA field by field as ldns will (its descriptor of the type, the sizes
+ * ldns_wire2rdf gives each field) and read every name in it with our own reader first. ldns
+ * follows up to 65,535 compression pointers per name, forward ones too: a 64 KB reply whose
+ * records all name the far end of a long pointer chain costs it ~40 million hops (~20 ms).
+ * Ours takes backward pointers only and at most 256 steps, so what ldns then sees is cheap,
+ * and a CNAME target is one CNAME cloaking can read. The fields must fill the RDATA exactly
+ * (ldns would read the next record from where they end). Returns 0, or -1.
+ */
+static int check_rdata(const uint8_t *pkt, size_t len, uint16_t type, size_t pos, size_t end)
+{
+    const ldns_rr_descriptor *d = ldns_rr_descript(type);
+    size_t fields = ldns_rr_descriptor_maximum(d);
+    for (size_t f = 0; pos < end && f < fields; f++) {
+        size_t n;
+        switch (ldns_rr_descriptor_field_type(d, f)) {
+        case LDNS_RDF_TYPE_DNAME:
+            if (read_name(pkt, len, pos, true, NULL, &pos) == 0)
+                return -1;
+            continue;
+        case LDNS_RDF_TYPE_CLASS:
+        case LDNS_RDF_TYPE_ALG:
+        case LDNS_RDF_TYPE_CERTIFICATE_USAGE:
+        case LDNS_RDF_TYPE_SELECTOR:
+        case LDNS_RDF_TYPE_MATCHING_TYPE:
+        case LDNS_RDF_TYPE_INT8:
+            n = 1;
+            break;
+        case LDNS_RDF_TYPE_TYPE:
+        case LDNS_RDF_TYPE_INT16:
+        case LDNS_RDF_TYPE_CERT_ALG:
+            n = 2;
+            break;
+        case LDNS_RDF_TYPE_TIME:
+        case LDNS_RDF_TYPE_INT32:
+        case LDNS_RDF_TYPE_A:
+        case LDNS_RDF_TYPE_PERIOD:
+            n = 4;
+            break;
+        case LDNS_RDF_TYPE_TSIGTIME:
+        case LDNS_RDF_TYPE_EUI48:
+            n = 6;
+            break;
+        case LDNS_RDF_TYPE_ILNP64:
+        case LDNS_RDF_TYPE_EUI64:
+            n = 8;
+            break;
+        case LDNS_RDF_TYPE_AAAA:
+            n = 16;
+            break;
+        case LDNS_RDF_TYPE_STR:
+        case LDNS_RDF_TYPE_NSEC3_SALT:
+        case LDNS_RDF_TYPE_TAG:
+        case LDNS_RDF_TYPE_B32_EXT:
+        case LDNS_RDF_TYPE_NSEC3_NEXT_OWNER:
+            n = 1u + pkt[pos];
+            break;
+        case LDNS_RDF_TYPE_INT16_DATA:
+            if (pos + 2 > end)
+                return -1;
+            n = 2u + rd16(pkt + pos);
+            break;
+        case LDNS_RDF_TYPE_HIP:
+            if (pos + 4 > end)
+                return -1;
+            n = 4u + pkt[pos] + rd16(pkt + pos + 2);
+            break;
+        default: /* the rest of the RDATA, no name in it */
+            n = end - pos;
+            break;
+        }
+        pos += n;
+    }
+    return pos == end ? 0 : -1;
+}
+
 int dnsmsg_reply_scan(const uint8_t *pkt, size_t len, struct dnsmsg_reply_info *info)
 {
     memset(info, 0, sizeof *info);
@@ -322,8 +418,11 @@ int dnsmsg_reply_scan(const uint8_t *pkt, size_t len, struct dnsmsg_reply_info *
              * on packets with several (found by fuzz_reply): refuse before ldns sees it. */
             if (type == TYPE_TSIG)
                 return -1;
+            if (type != TYPE_OPT && check_rdata(pkt, len, type, pos + 10, pos + 10 + rdlen) < 0)
+                return -1;
             if (type == TYPE_OPT) {
-                if (section != 2 || info->has_opt || pkt[start] != 0 || pos != start + 1)
+                if (section != 2 || info->has_opt || pkt[start] != 0 || pos != start + 1 ||
+                    check_options(pkt + pos + 10, rdlen) < 0)
                     return -1;
                 info->has_opt = true;
                 info->opt_off = start;
@@ -341,10 +440,18 @@ int dnsmsg_reply_scan(const uint8_t *pkt, size_t len, struct dnsmsg_reply_info *
             }
         }
     }
+    /* Nothing may follow the last record (as in a query). */
+    if (pos != len)
+        return -1;
     info->an = kept[0];
     info->ns = kept[1];
     info->ar = kept[2];
     info->records = (uint16_t)(kept[0] + kept[1] + kept[2]);
+    /* Whatever we accept can be passed on: to a TCP client, with our OPT record and the
+     * upstream's Extended DNS Errors, in at most 65,535 bytes (dnsmsg_client_reply). */
+    size_t ede_room = info->opt_rdlen < EDE_COPY_MAX ? info->opt_rdlen : EDE_COPY_MAX;
+    if (info->end + 11 + ede_room > DNS_MAX_UDP)
+        return -1;
 
     /* Let ldns judge every record's RDATA (names inside CNAME, SOA, MX, ...). */
     ldns_pkt *parsed = NULL;
@@ -383,7 +490,7 @@ size_t dnsmsg_client_reply(const struct dnsmsg_query *q, const uint8_t *reply, s
         rcode = RCODE_SERVFAIL; /* an extended rcode this client cannot read */
 
     size_t body = info->end - info->question_end;
-    uint8_t ede[512];
+    uint8_t ede[EDE_COPY_MAX];
     size_t ede_len = 0;
     if (q->edns && info->has_opt)
         ede_len = copy_ede(reply + info->opt_rdata, info->opt_rdlen, ede, sizeof ede);

@@ -156,9 +156,12 @@ struct dnsmsg_reply_info {
 };
 
 /*
- * Scan a matched reply: every record within bounds, names well-formed with compression pointers
- * that only point backwards, at most one OPT (in the additional section, owner root), and the
- * packet as a whole accepted by ldns. Returns 0, or -1 for a malformed reply.
+ * Scan a matched reply: every record within bounds and nothing after the last one, names
+ * well-formed with compression pointers that only point backwards (the names inside RDATA too,
+ * found with ldns's descriptor of each type, whose fields must fill the RDATA), at most one OPT
+ * (in the additional section, owner root, at most 64 options tiling its RDATA), no TSIG, room
+ * to pass it on in 65,535 bytes with our own OPT, and the packet as a whole accepted by ldns.
+ * Returns 0, or -1 for a malformed reply.
  */
 int dnsmsg_reply_scan(const uint8_t *pkt, size_t len, struct dnsmsg_reply_info *info);
 

@@ -10,6 +10,7 @@
 
 #include "log.h"
 #include "netaddr.h"
+#include "tls.h"
 
 /* recvmmsg: libuv splits the buffer into 64 KiB slots, one datagram each. */
 #define UDP_SLOT    65536
@@ -17,6 +18,12 @@
 #define TCP_BACKLOG 128
 /* Stop reading from a client that does not read its answers once this much is queued. */
 #define TCP_MAX_QUEUED (256 * 1024)
+
+/* DoT: ciphertext is read into a per-loop buffer (fed to the session at once), and an answer
+ * is framed there too before it is encrypted; ciphertext goes out in chunks of TLS_OUT. */
+#define TLS_BUF    (2 + 65535)
+#define TLS_OUT    16384
+#define TLS_RECORD 16384 /* the most plaintext one TLS record carries */
 
 /* Answers made while a recvmmsg batch is handled leave together in one sendmmsg. */
 #define SEND_SLOT 4096 /* larger answers are sent on their own */
@@ -37,6 +44,7 @@ struct listen_udp {
 struct listen_tcp {
     uv_tcp_t handle;
     struct listen *l;
+    bool tls; /* a DoT listener */
 };
 
 /*
@@ -59,6 +67,12 @@ struct listen_conn {
     bool finishing;    /* uv_shutdown issued: close once queued answers are written */
     uint8_t *buf;
     size_t len, cap;
+
+    /* DNS over TLS */
+    bool dot;             /* counted against tls_max_connections */
+    bool open;            /* the handshake is done */
+    struct tls_conn *tls; /* the session between the socket and buf (plaintext) */
+    char name[64];        /* the client's name from its SNI, or "" */
 };
 
 /* Lives from listen_start until every handle is closed and every connection freed. */
@@ -76,6 +90,14 @@ struct listen {
     listen_query_cb cb;
     void *ctx;
     struct listen_stats *stats;
+
+    /* DNS over TLS */
+    struct listen_tcp *dot; /* server handles (n_dot of them; counted in handles) */
+    size_t n_dot;
+    unsigned nopen_tls;  /* connections not closing: tls_max_connections applies */
+    struct tls_ctx *tls; /* the certificate new connections get (a reference) */
+    uint8_t *tls_buf;    /* TLS_BUF bytes: ciphertext read, or an answer being framed */
+    uint8_t *tls_out;    /* TLS_OUT bytes: ciphertext on its way to the socket */
 };
 
 struct conn_write {
@@ -98,6 +120,10 @@ static void listen_maybe_free(struct listen *l)
         }
         free(l->udp);
         free(l->tcp);
+        free(l->dot);
+        free(l->tls_buf);
+        free(l->tls_out);
+        tls_ctx_unref(l->tls);
         free(l);
     }
 }
@@ -154,10 +180,20 @@ void listen_addrs_free(struct listen_addr *a, size_t n, unsigned nloops)
     free(a);
 }
 
-int listen_bind(const struct sockaddr_storage *addrs, size_t n, unsigned nloops,
-                struct listen_addr **out, char *err, size_t errlen)
+/* The port the kernel gave fd, into a. */
+static void take_port(int fd, struct sockaddr_storage *a)
 {
-    struct listen_addr *a = calloc(n, sizeof *a);
+    struct sockaddr_storage bound;
+    socklen_t blen = sizeof bound;
+    getsockname(fd, (struct sockaddr *)&bound, &blen);
+    netaddr_set_port(a, netaddr_port((struct sockaddr *)&bound));
+}
+
+/* listen_bind, or with udp false listen_bind_tls. */
+static int bind_all(const struct sockaddr_storage *addrs, size_t n, unsigned nloops, bool udp,
+                    struct listen_addr **out, char *err, size_t errlen)
+{
+    struct listen_addr *a = calloc(n ? n : 1, sizeof *a);
     if (!a) {
         snprintf(err, errlen, "out of memory");
         return -1;
@@ -178,25 +214,26 @@ int listen_bind(const struct sockaddr_storage *addrs, size_t n, unsigned nloops,
         for (int attempt = 0;; attempt++) {
             if (any_port)
                 netaddr_set_port(&a[i].addr, 0);
-            a[i].fds[0] = open_socket(SOCK_DGRAM, &a[i].addr, reuseport, err, errlen);
-            if (a[i].fds[0] < 0)
-                goto fail;
-            if (any_port) {
-                struct sockaddr_storage bound;
-                socklen_t blen = sizeof bound;
-                getsockname(a[i].fds[0], (struct sockaddr *)&bound, &blen);
-                netaddr_set_port(&a[i].addr, netaddr_port((struct sockaddr *)&bound));
+            if (udp) {
+                a[i].fds[0] = open_socket(SOCK_DGRAM, &a[i].addr, reuseport, err, errlen);
+                if (a[i].fds[0] < 0)
+                    goto fail;
+                if (any_port)
+                    take_port(a[i].fds[0], &a[i].addr);
             }
             a[i].fds[1] = open_socket(SOCK_STREAM, &a[i].addr, reuseport, err, errlen);
-            if (a[i].fds[1] >= 0)
+            if (a[i].fds[1] >= 0) {
+                if (any_port && !udp)
+                    take_port(a[i].fds[1], &a[i].addr);
                 break;
+            }
             close_fds(a[i].fds, 1);
-            if (!any_port || attempt >= 20)
+            if (!udp || !any_port || attempt >= 20)
                 goto fail;
         }
         for (unsigned k = 1; k < nloops; k++) {
-            a[i].fds[2 * k] = open_socket(SOCK_DGRAM, &a[i].addr, true, err, errlen);
-            if (a[i].fds[2 * k] < 0)
+            a[i].fds[2 * k] = udp ? open_socket(SOCK_DGRAM, &a[i].addr, true, err, errlen) : -1;
+            if (udp && a[i].fds[2 * k] < 0)
                 goto fail;
             a[i].fds[2 * k + 1] = open_socket(SOCK_STREAM, &a[i].addr, true, err, errlen);
             if (a[i].fds[2 * k + 1] < 0)
@@ -208,6 +245,18 @@ int listen_bind(const struct sockaddr_storage *addrs, size_t n, unsigned nloops,
 fail:
     listen_addrs_free(a, n, nloops);
     return -1;
+}
+
+int listen_bind(const struct sockaddr_storage *addrs, size_t n, unsigned nloops,
+                struct listen_addr **out, char *err, size_t errlen)
+{
+    return bind_all(addrs, n, nloops, true, out, err, errlen);
+}
+
+int listen_bind_tls(const struct sockaddr_storage *addrs, size_t n, unsigned nloops,
+                    struct listen_addr **out, char *err, size_t errlen)
+{
+    return bind_all(addrs, n, nloops, false, out, err, errlen);
 }
 
 /* ---- responses ---------------------------------------------------------------------------- */
@@ -288,6 +337,79 @@ static void udp_flush(struct listen_udp *u)
     u->nsend = 0;
 }
 
+/*
+ * Write bufs as far as the socket takes them now and queue a copy of the rest. Order is kept:
+ * once anything is queued, uv_try_write takes nothing until the queue has drained.
+ */
+static void conn_send(struct listen_conn *c, const uv_buf_t *bufs, unsigned nbufs)
+{
+    int done = uv_try_write((uv_stream_t *)&c->handle, bufs, nbufs);
+    if (done == UV_EAGAIN || done == UV_ENOSYS)
+        done = 0;
+    if (done < 0) {
+        c->l->stats->send_errors++;
+        return;
+    }
+    size_t total = 0;
+    for (unsigned i = 0; i < nbufs; i++)
+        total += bufs[i].len;
+    if ((size_t)done == total)
+        return;
+    /* Queue what the kernel did not take. */
+    size_t rest = total - (size_t)done, skip = (size_t)done, at = 0;
+    struct conn_write *w = malloc(sizeof *w + rest);
+    if (!w) {
+        c->l->stats->send_errors++;
+        return;
+    }
+    w->len = rest;
+    for (unsigned i = 0; i < nbufs; i++) {
+        size_t n = bufs[i].len;
+        if (skip >= n) {
+            skip -= n;
+            continue;
+        }
+        memcpy(w->data + at, bufs[i].base + skip, n - skip);
+        at += n - skip;
+        skip = 0;
+    }
+    uv_buf_t b = uv_buf_init((char *)w->data, (unsigned)rest);
+    w->req.data = c;
+    if (uv_write(&w->req, (uv_stream_t *)&c->handle, &b, 1, conn_written) < 0) {
+        c->l->stats->send_errors++;
+        free(w);
+    }
+}
+
+/* Send whatever ciphertext the session has waiting (handshake, answers, tickets, alerts). */
+static void tls_flush(struct listen_conn *c)
+{
+    size_t n;
+    while ((n = tls_conn_take(c->tls, c->l->tls_out, TLS_OUT)) > 0) {
+        uv_buf_t b = uv_buf_init((char *)c->l->tls_out, (unsigned)n);
+        conn_send(c, &b, 1);
+    }
+}
+
+/* A DoT answer: framed as over TCP, in one TLS record (two writes would make two). */
+static void tls_respond(struct listen_conn *c, const uint8_t prefix[2], const uint8_t *pkt,
+                        size_t len)
+{
+    uint8_t *frame = c->l->tls_buf;
+    memcpy(frame, prefix, 2);
+    memcpy(frame + 2, pkt, len);
+    if (tls_conn_write(c->tls, frame, len + 2) < 0) {
+        c->l->stats->send_errors++; /* the session failed or is shutting down */
+        return;
+    }
+    tls_flush(c);
+}
+
+const char *listen_origin_name(const struct listen_origin *o)
+{
+    return o->conn && o->conn->name[0] ? o->conn->name : NULL;
+}
+
 void listen_respond(const struct listen_origin *o, const uint8_t *pkt, size_t len)
 {
     if (o->udp) {
@@ -318,38 +440,12 @@ void listen_respond(const struct listen_origin *o, const uint8_t *pkt, size_t le
     if (!c || c->closing || len > 65535)
         return;
     uint8_t prefix[2] = {(uint8_t)(len >> 8), (uint8_t)len};
+    if (c->tls) {
+        tls_respond(c, prefix, pkt, len);
+        return;
+    }
     uv_buf_t bufs[2] = {uv_buf_init((char *)prefix, 2), uv_buf_init((char *)pkt, (unsigned)len)};
-    int done = uv_try_write((uv_stream_t *)&c->handle, bufs, 2);
-    if (done == UV_EAGAIN || done == UV_ENOSYS)
-        done = 0;
-    if (done < 0) {
-        c->l->stats->send_errors++;
-        return;
-    }
-    size_t total = len + 2;
-    if ((size_t)done == total)
-        return;
-    /* Queue what the kernel did not take. */
-    size_t rest = total - (size_t)done;
-    struct conn_write *w = malloc(sizeof *w + rest);
-    if (!w) {
-        c->l->stats->send_errors++;
-        return;
-    }
-    w->len = rest;
-    size_t off = (size_t)done;
-    if (off < 2) {
-        memcpy(w->data, prefix + off, 2 - off);
-        memcpy(w->data + (2 - off), pkt, len);
-    } else {
-        memcpy(w->data, pkt + (off - 2), rest);
-    }
-    uv_buf_t b = uv_buf_init((char *)w->data, (unsigned)rest);
-    w->req.data = c;
-    if (uv_write(&w->req, (uv_stream_t *)&c->handle, &b, 1, conn_written) < 0) {
-        c->l->stats->send_errors++;
-        free(w);
-    }
+    conn_send(c, bufs, 2);
 }
 
 /* ---- TCP connections ---------------------------------------------------------------------- */
@@ -368,6 +464,7 @@ static void conn_maybe_free(struct listen_conn *c)
     if (c->next)
         c->next->prev = c->prev;
     l->nconns--;
+    tls_conn_free(c->tls);
     free(c->buf);
     free(c);
     listen_maybe_free(l);
@@ -385,7 +482,10 @@ static void conn_close(struct listen_conn *c)
     if (c->closing)
         return;
     c->closing = true;
-    c->l->nopen--;
+    if (c->dot)
+        c->l->nopen_tls--;
+    else
+        c->l->nopen--;
     uv_close((uv_handle_t *)&c->handle, conn_handle_closed);
     uv_close((uv_handle_t *)&c->idle, conn_handle_closed);
 }
@@ -426,6 +526,11 @@ static void conn_idle(uv_timer_t *t)
         return;
     }
     c->l->stats->tcp_idle_closed++;
+    if (c->tls && c->open) {
+        /* A clean end for DoT: close_notify first (it fits: nothing else is queued). */
+        tls_conn_shutdown(c->tls);
+        tls_flush(c);
+    }
     conn_close(c);
 }
 
@@ -454,11 +559,32 @@ static void conn_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 }
 
 static void conn_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
+static void tls_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf);
+static void tls_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
+
+static void conn_read_start(struct listen_conn *c)
+{
+    c->reading = uv_read_start((uv_stream_t *)&c->handle, c->tls ? tls_alloc : conn_alloc,
+                               c->tls ? tls_read : conn_read) == 0;
+}
 
 static void conn_shutdown_done(uv_shutdown_t *req, int status)
 {
     (void)status;
     conn_close(req->data);
+}
+
+/* Close once the queued answers are written (RFC 7766 6.2.1); DoT says close_notify first. */
+static void conn_finish(struct listen_conn *c)
+{
+    c->finishing = true;
+    if (c->tls) {
+        tls_conn_shutdown(c->tls);
+        tls_flush(c);
+    }
+    c->shutdown.data = c;
+    if (uv_shutdown(&c->shutdown, (uv_stream_t *)&c->handle, conn_shutdown_done) < 0)
+        conn_close(c);
 }
 
 /*
@@ -495,19 +621,14 @@ static void conn_process(struct listen_conn *c)
     bool room = c->inflight < l->opts.tcp_max_inflight && conn_queued(c) < TCP_MAX_QUEUED;
     bool want = room && !c->eof;
     if (want && !c->reading) {
-        c->reading = uv_read_start((uv_stream_t *)&c->handle, conn_alloc, conn_read) == 0;
+        conn_read_start(c);
     } else if (!want && c->reading) {
         uv_read_stop((uv_stream_t *)&c->handle);
         c->reading = false;
     }
     bool pending_frame = c->len >= 2 && c->len >= 2u + (size_t)(c->buf[0] << 8 | c->buf[1]);
-    if (c->eof && c->inflight == 0 && !pending_frame && !c->finishing) {
-        /* Let queued answers reach the client before the FIN (RFC 7766 6.2.1). */
-        c->finishing = true;
-        c->shutdown.data = c;
-        if (uv_shutdown(&c->shutdown, (uv_stream_t *)&c->handle, conn_shutdown_done) < 0)
-            conn_close(c);
-    }
+    if (c->eof && c->inflight == 0 && !pending_frame && !c->finishing)
+        conn_finish(c); /* queued answers reach the client before the FIN */
 }
 
 static void conn_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
@@ -532,6 +653,86 @@ static void conn_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     conn_process(c);
 }
 
+/* ---- DNS over TLS: the session between the socket and the framing ------------------------- */
+
+static void tls_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+    (void)suggested;
+    struct listen_conn *c = h->data;
+    *buf = uv_buf_init((char *)c->l->tls_buf, TLS_BUF);
+}
+
+/* Room for at least `want` more bytes of plaintext in the framing buffer. 0 or -ENOMEM. */
+static int conn_reserve(struct listen_conn *c, size_t want)
+{
+    if (c->cap - c->len >= want)
+        return 0;
+    uint8_t *n = realloc(c->buf, c->len + want);
+    if (!n)
+        return -ENOMEM;
+    c->buf = n;
+    c->cap = c->len + want;
+    return 0;
+}
+
+/* The session failed (not TLS, a bad handshake or record): send its alert, then close. */
+static void tls_fail(struct listen_conn *c, int err)
+{
+    c->l->stats->tls_failed++;
+    if (log_enabled(LOG_DEBUG)) {
+        char peer[NETADDR_STRLEN];
+        netaddr_format((const struct sockaddr *)&c->peer, true, peer, sizeof peer);
+        log_debug("listen", "%s: TLS: %s", peer,
+                  err == -EPROTO ? tls_conn_error(c->tls) : strerror(-err));
+    }
+    tls_flush(c);
+    c->eof = true; /* nothing more is read */
+    c->len = 0;
+    if (c->reading) {
+        uv_read_stop((uv_stream_t *)&c->handle);
+        c->reading = false;
+    }
+    if (!c->finishing)
+        conn_finish(c);
+}
+
+/*
+ * Ciphertext from the socket: feed it to the session, decrypt everything it yields into the
+ * framing buffer, send what the session has to say, then go on as over TCP. The plaintext
+ * held is at most a partial frame plus one read: reading stops with the TCP caps.
+ */
+static void tls_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+{
+    struct listen_conn *c = s->data;
+    if (nread <= 0) {
+        conn_read(s, nread, buf); /* EOF and errors as over TCP */
+        return;
+    }
+    ssize_t r = tls_conn_feed(c->tls, (const uint8_t *)buf->base, (size_t)nread);
+    while (r == 0 && (r = conn_reserve(c, TLS_RECORD)) == 0 &&
+           (r = tls_conn_read(c->tls, c->buf + c->len, c->cap - c->len)) > 0) {
+        c->len += (size_t)r;
+        r = 0;
+    }
+    tls_flush(c);
+    if (r != 0 && r != -EAGAIN) {
+        tls_fail(c, (int)r);
+        return;
+    }
+    enum tls_state st = tls_conn_state(c->tls);
+    if (st == TLS_CLOSED)
+        c->eof = true; /* close_notify: answer what it asked, then close */
+    if (!c->open && (st == TLS_OPEN || st == TLS_CLOSED)) {
+        c->open = true;
+        tls_conn_client_name(c->tls, c->name, sizeof c->name);
+    }
+    /* Until the handshake is done the timer runs from accept: a handshake that trickles in
+     * or never completes is closed like an idle connection. */
+    if (c->open)
+        uv_timer_start(&c->idle, conn_idle, c->l->opts.tcp_idle_ms, 0);
+    conn_process(c);
+}
+
 static void reject_closed(uv_handle_t *h)
 {
     free(h);
@@ -545,14 +746,15 @@ static void on_connection(uv_stream_t *server, int status)
         log_warn("listen", "accept: %s", uv_strerror(status));
         return;
     }
-    if (l->nopen >= l->opts.tcp_max_connections) {
+    unsigned *nopen = t->tls ? &l->nopen_tls : &l->nopen;
+    if (*nopen >= (t->tls ? l->opts.tls_max_connections : l->opts.tcp_max_connections)) {
         /* Over the cap: accept and close at once, so the backlog does not fill. */
         uv_tcp_t *reject = malloc(sizeof *reject);
         if (!reject)
             return;
         uv_tcp_init(l->loop, reject);
         if (uv_accept(server, (uv_stream_t *)reject) == 0)
-            l->stats->tcp_refused++;
+            *(t->tls ? &l->stats->tls_refused : &l->stats->tcp_refused) += 1;
         uv_close((uv_handle_t *)reject, reject_closed);
         return;
     }
@@ -570,17 +772,19 @@ static void on_connection(uv_stream_t *server, int status)
         l->conns->prev = c;
     l->conns = c;
     l->nconns++;
-    l->nopen++;
-    if (uv_accept(server, (uv_stream_t *)&c->handle) < 0) {
+    c->dot = t->tls;
+    (*nopen)++;
+    if (uv_accept(server, (uv_stream_t *)&c->handle) < 0 ||
+        (t->tls && !(c->tls = tls_conn_new(l->tls, NULL)))) {
         conn_close(c);
         return;
     }
     int plen = sizeof c->peer;
     uv_tcp_getpeername(&c->handle, (struct sockaddr *)&c->peer, &plen);
     uv_tcp_nodelay(&c->handle, 1);
-    l->stats->tcp_accepted++;
+    *(t->tls ? &l->stats->tls_accepted : &l->stats->tcp_accepted) += 1;
     uv_timer_start(&c->idle, conn_idle, l->opts.tcp_idle_ms, 0);
-    c->reading = uv_read_start((uv_stream_t *)&c->handle, conn_alloc, conn_read) == 0;
+    conn_read_start(c);
 }
 
 /* ---- UDP ---------------------------------------------------------------------------------- */
@@ -623,6 +827,23 @@ static void server_closed(uv_handle_t *h)
     struct listen *l = h->data;
     l->handles--;
     listen_maybe_free(l);
+}
+
+/* A listening TCP socket (DNS, or DoT when tls) on *fd, which it owns from here on. */
+static void tcp_open(struct listen *l, struct listen_tcp *t, int *fd, const char *text, bool tls)
+{
+    t->l = l;
+    t->tls = tls;
+    uv_tcp_init(l->loop, &t->handle);
+    t->handle.data = t;
+    l->handles++;
+    int rc = uv_tcp_open(&t->handle, *fd);
+    if (rc == 0) {
+        *fd = -1;
+        rc = uv_listen((uv_stream_t *)&t->handle, TCP_BACKLOG, on_connection);
+    }
+    if (rc < 0)
+        log_error("listen", "%s (%s): %s", text, tls ? "dot" : "tcp", uv_strerror(rc));
 }
 
 struct listen *listen_start(uv_loop_t *loop, struct listen_addr *addrs, size_t n,
@@ -668,17 +889,7 @@ struct listen *listen_start(uv_loop_t *loop, struct listen_addr *addrs, size_t n
         if (rc < 0)
             log_error("listen", "%s (udp): %s", text, uv_strerror(rc));
 
-        t->l = l;
-        uv_tcp_init(loop, &t->handle);
-        t->handle.data = t;
-        l->handles++;
-        rc = uv_tcp_open(&t->handle, fd[1]);
-        if (rc == 0) {
-            fd[1] = -1;
-            rc = uv_listen((uv_stream_t *)&t->handle, TCP_BACKLOG, on_connection);
-        }
-        if (rc < 0)
-            log_error("listen", "%s (tcp): %s", text, uv_strerror(rc));
+        tcp_open(l, t, &fd[1], text, false);
     }
     return l;
 }
@@ -686,6 +897,41 @@ struct listen *listen_start(uv_loop_t *loop, struct listen_addr *addrs, size_t n
 void listen_set_opts(struct listen *l, const struct listen_opts *opts)
 {
     l->opts = *opts;
+}
+
+int listen_start_tls(struct listen *l, struct listen_addr *addrs, size_t n, unsigned loop_index,
+                     struct tls_ctx *ctx)
+{
+    if (n == 0)
+        return 0;
+    l->dot = calloc(n, sizeof *l->dot);
+    l->tls_buf = malloc(TLS_BUF);
+    l->tls_out = malloc(TLS_OUT);
+    if (!l->dot || !l->tls_buf || !l->tls_out) {
+        free(l->dot);
+        free(l->tls_buf);
+        free(l->tls_out);
+        l->dot = NULL;
+        l->tls_buf = l->tls_out = NULL;
+        return -ENOMEM;
+    }
+    l->tls = tls_ctx_ref(ctx);
+    l->n_dot = n;
+    for (size_t i = 0; i < n; i++) {
+        char text[NETADDR_STRLEN];
+        netaddr_format((const struct sockaddr *)&addrs[i].addr, true, text, sizeof text);
+        tcp_open(l, &l->dot[i], &addrs[i].fds[2 * loop_index + 1], text, true);
+    }
+    return 0;
+}
+
+void listen_set_tls(struct listen *l, struct tls_ctx *ctx)
+{
+    if (!l->tls)
+        return; /* no DoT listener */
+    tls_ctx_ref(ctx);
+    tls_ctx_unref(l->tls);
+    l->tls = ctx;
 }
 
 void listen_close(struct listen *l)
@@ -699,6 +945,10 @@ void listen_close(struct listen *l)
         l->tcp[i].handle.data = l;
         uv_close((uv_handle_t *)&l->udp[i].handle, server_closed);
         uv_close((uv_handle_t *)&l->tcp[i].handle, server_closed);
+    }
+    for (size_t i = 0; i < l->n_dot; i++) {
+        l->dot[i].handle.data = l;
+        uv_close((uv_handle_t *)&l->dot[i].handle, server_closed);
     }
     for (struct listen_conn *c = l->conns; c; c = c->next)
         conn_close(c);

@@ -27,6 +27,7 @@
 #include "qlog.h"
 #include "ratelimit.h"
 #include "reportcmd.h"
+#include "tls.h"
 #include "worker.h"
 
 #ifndef TELESINK_VERSION
@@ -53,6 +54,7 @@ struct daemon_state {
     struct policy *policy;
     struct qlog *qlog;
     struct ratelimit *ratelimit; /* per-client query counts, shared by every worker */
+    struct tls_ctx *tls;         /* the DoT certificate served to new connections; NULL: no DoT */
     struct worker **workers;
     unsigned nworkers;
     uv_loop_t *loop;
@@ -98,7 +100,8 @@ static void usage_serve(FILE *out)
         "  --listen ADDR:PORT     listen here, UDP and TCP; repeatable (default 127.0.0.1:8053,\n"
         "                         [::1]:8053; port 0 picks a free port)\n"
         "  --upstream ADDR[:PORT] forward to this resolver; repeatable (default: the\n"
-        "                         nameservers in /etc/resolv.conf)\n"
+        "                         nameservers in /etc/resolv.conf); DNS over TLS:\n"
+        "                         tls://ADDR[:PORT]#NAME (port 853, certificate for NAME)\n"
         "  --lists PATH           list file or directory; repeatable\n"
         "  --db FILE              query log database\n"
         "  --log-level LEVEL      error, warn, info (default) or debug\n"
@@ -162,6 +165,21 @@ static void addr_list(const struct sockaddr_storage *a, size_t n, char *buf, siz
     }
 }
 
+/* The upstreams as written: "192.0.2.53:53 tls://192.0.2.1:853#dns.example". */
+static void upstream_list(const struct config *c, char *buf, size_t len)
+{
+    size_t used = 0;
+    buf[0] = '\0';
+    for (size_t i = 0; i < c->n_upstreams && used < len; i++) {
+        char one[NETADDR_STRLEN + DNS_MAX_NAME + 8];
+        config_format_upstream(c, i, one, sizeof one);
+        int w = snprintf(buf + used, len - used, "%s%s", i ? " " : "", one);
+        if (w < 0)
+            break;
+        used += (size_t)w;
+    }
+}
+
 static void log_list_problem(void *ctx, const char *path, unsigned line, const char *why,
                              const char *text, size_t len)
 {
@@ -204,16 +222,53 @@ static struct policy *load_policy(const struct config *cfg)
     return p;
 }
 
-static bool same_listen(const struct config *a, const struct config *b)
+static bool same_addrs(const struct sockaddr_storage *a, size_t na,
+                       const struct sockaddr_storage *b, size_t nb)
 {
-    if (a->n_listen != b->n_listen)
+    if (na != nb)
         return false;
-    for (size_t i = 0; i < a->n_listen; i++) {
-        if (!netaddr_equal((const struct sockaddr *)&a->listen[i],
-                           (const struct sockaddr *)&b->listen[i]))
+    for (size_t i = 0; i < na; i++) {
+        if (!netaddr_equal((const struct sockaddr *)&a[i], (const struct sockaddr *)&b[i]))
             return false;
     }
     return true;
+}
+
+static bool same_listen(const struct config *a, const struct config *b)
+{
+    return same_addrs(a->listen, a->n_listen, b->listen, b->n_listen);
+}
+
+/* The DoT certificate and key of cfg, or NULL (logged with the file and OpenSSL's reason). */
+static struct tls_ctx *load_certificate(const struct config *cfg)
+{
+    char err[512];
+    struct tls_ctx *ctx = tls_server_ctx(cfg->tls_cert, cfg->tls_key, err, sizeof err);
+    if (!ctx)
+        log_error("tls", "%s", err);
+    else
+        log_info("tls", "certificate %s: %s", cfg->tls_cert, tls_ctx_describe(ctx));
+    return ctx;
+}
+
+/* SIGHUP with DoT: a renewed certificate for new connections; a bad one keeps the old. */
+static void reload_certificate(struct daemon_state *d, const struct config *c)
+{
+    if (!d->tls)
+        return;
+    if (c->n_tls_listen == 0) {
+        log_warn("main", "reload: tls_listen changes only on restart; keeping the certificate");
+        return;
+    }
+    struct tls_ctx *ctx = load_certificate(c);
+    if (!ctx) {
+        log_error("main", "reload: still serving the previous certificate");
+        return;
+    }
+    for (unsigned i = 0; i < d->nworkers; i++)
+        worker_set_tls(d->workers[i], ctx);
+    tls_ctx_unref(d->tls);
+    d->tls = ctx;
 }
 
 static void on_reload(uv_signal_t *h, int signum)
@@ -238,6 +293,9 @@ static void on_reload(uv_signal_t *h, int signum)
         log_warn("main", "reload: the query log database changes only on restart");
     if (!same_listen(c, d->cfg))
         log_warn("main", "reload: listen addresses change only on restart");
+    if (!same_addrs(c->tls_listen, c->n_tls_listen, d->cfg->tls_listen, d->cfg->n_tls_listen))
+        log_warn("main", "reload: tls_listen addresses change only on restart");
+    reload_certificate(d, c);
     if (c->threads != d->cfg->threads)
         log_warn("main", "reload: threads change only on restart");
     log_set_level(c->log_level);
@@ -248,7 +306,7 @@ static void on_reload(uv_signal_t *h, int signum)
     d->cfg = c;
     d->policy = p;
     char ups[512];
-    addr_list(c->upstreams, c->n_upstreams, ups, sizeof ups);
+    upstream_list(c, ups, sizeof ups);
     log_info("main", "reloaded: upstreams %s", ups);
 }
 
@@ -265,40 +323,56 @@ static void on_stop(uv_signal_t *h, int signum)
 
 static void print_stats(const struct worker_stats *s)
 {
-    log_info("main",
-             "stats: queries=%llu blocked=%llu blocked_cname=%llu cached=%llu forwarded=%llu "
-             "answered=%llu "
-             "servfail=%llu refused=%llu "
-             "formerr=%llu notimp=%llu badvers=%llu dropped=%llu coalesced=%llu "
-             "upstream_timeouts=%llu tcp_retries=%llu bad_source=%llu mismatched=%llu "
-             "malformed=%llu overloaded=%llu tcp_accepted=%llu tcp_refused=%llu "
-             "ratelimited=%llu forwarding_loops=%llu any=%llu upstream_sent=%llu",
-             (unsigned long long)s->queries, (unsigned long long)s->blocked,
-             (unsigned long long)s->blocked_cname, (unsigned long long)s->cached,
-             (unsigned long long)s->forwarded, (unsigned long long)s->upstream.answered,
-             (unsigned long long)s->servfail, (unsigned long long)s->refused,
-             (unsigned long long)s->formerr, (unsigned long long)s->notimp,
-             (unsigned long long)s->badvers, (unsigned long long)s->dropped,
-             (unsigned long long)s->upstream.coalesced, (unsigned long long)s->upstream.timeouts,
-             (unsigned long long)s->upstream.tcp_retries,
-             (unsigned long long)s->upstream.bad_source, (unsigned long long)s->upstream.mismatched,
-             (unsigned long long)s->upstream.malformed, (unsigned long long)s->upstream.overloaded,
-             (unsigned long long)s->listen.tcp_accepted, (unsigned long long)s->listen.tcp_refused,
-             (unsigned long long)s->ratelimited, (unsigned long long)s->loops,
-             (unsigned long long)s->any, (unsigned long long)s->upstream.sent);
+    log_info(
+        "main",
+        "stats: queries=%llu blocked=%llu blocked_cname=%llu cached=%llu forwarded=%llu "
+        "answered=%llu "
+        "servfail=%llu refused=%llu "
+        "formerr=%llu notimp=%llu badvers=%llu dropped=%llu coalesced=%llu "
+        "upstream_timeouts=%llu tcp_retries=%llu bad_source=%llu mismatched=%llu "
+        "malformed=%llu overloaded=%llu tcp_accepted=%llu tcp_refused=%llu "
+        "ratelimited=%llu forwarding_loops=%llu any=%llu upstream_sent=%llu "
+        "tls_accepted=%llu tls_refused=%llu tls_failed=%llu upstream_tls_handshakes=%llu "
+        "upstream_tls_failures=%llu upstream_unreachable=%llu tcp_idle_closed=%llu",
+        (unsigned long long)s->queries, (unsigned long long)s->blocked,
+        (unsigned long long)s->blocked_cname, (unsigned long long)s->cached,
+        (unsigned long long)s->forwarded, (unsigned long long)s->upstream.answered,
+        (unsigned long long)s->servfail, (unsigned long long)s->refused,
+        (unsigned long long)s->formerr, (unsigned long long)s->notimp,
+        (unsigned long long)s->badvers, (unsigned long long)s->dropped,
+        (unsigned long long)s->upstream.coalesced, (unsigned long long)s->upstream.timeouts,
+        (unsigned long long)s->upstream.tcp_retries, (unsigned long long)s->upstream.bad_source,
+        (unsigned long long)s->upstream.mismatched, (unsigned long long)s->upstream.malformed,
+        (unsigned long long)s->upstream.overloaded, (unsigned long long)s->listen.tcp_accepted,
+        (unsigned long long)s->listen.tcp_refused, (unsigned long long)s->ratelimited,
+        (unsigned long long)s->loops, (unsigned long long)s->any,
+        (unsigned long long)s->upstream.sent, (unsigned long long)s->listen.tls_accepted,
+        (unsigned long long)s->listen.tls_refused, (unsigned long long)s->listen.tls_failed,
+        (unsigned long long)s->upstream.tls_handshakes,
+        (unsigned long long)s->upstream.tls_failures, (unsigned long long)s->upstream.unreachable,
+        (unsigned long long)s->listen.tcp_idle_closed);
 }
 
 /* The one-line startup summary: where it listens and forwards, what it blocks, where it logs. */
-static void log_ready(const struct daemon_state *d, const struct listen_addr *addrs)
+static void log_ready(const struct daemon_state *d, const struct listen_addr *addrs,
+                      const struct listen_addr *tls_addrs)
 {
     const struct config *c = d->cfg;
     char lst[1024], ups[512], paths[1024], db[PATH_MAX + 64], cwd[PATH_MAX], who[300] = "";
+    char dot[1024 + 8] = "";
     struct sockaddr_storage bound[64];
     size_t nb = c->n_listen < 64 ? c->n_listen : 64;
     for (size_t i = 0; i < nb; i++)
         bound[i] = addrs[i].addr;
     addr_list(bound, nb, lst, sizeof lst);
-    addr_list(c->upstreams, c->n_upstreams, ups, sizeof ups);
+    nb = c->n_tls_listen < 64 ? c->n_tls_listen : 64;
+    for (size_t i = 0; i < nb; i++)
+        bound[i] = tls_addrs[i].addr;
+    if (nb > 0) {
+        memcpy(dot, "; dot ", 7);
+        addr_list(bound, nb, dot + 6, sizeof dot - 6);
+    }
+    upstream_list(c, ups, sizeof ups);
     size_t used = 0, files = 0;
     paths[0] = '\0';
     for (size_t i = 0; i < c->n_list_paths && used < sizeof paths; i++) {
@@ -322,9 +396,9 @@ static void log_ready(const struct daemon_state *d, const struct listen_addr *ad
             snprintf(who, sizeof who, " uid %u;", (unsigned)geteuid());
     }
     log_info("main",
-             "ready: listening on %s (udp, tcp); upstreams %s; lists %s (%zu file%s, %zu names "
+             "ready: listening on %s (udp, tcp)%s; upstreams %s; lists %s (%zu file%s, %zu names "
              "blocked, %zu allowed); db %s;%s %u thread%s; config %s",
-             lst, ups, paths, files, files == 1 ? "" : "s", policy_blocked_names(d->policy),
+             lst, dot, ups, paths, files, files == 1 ? "" : "s", policy_blocked_names(d->policy),
              policy_allowed_names(d->policy), db, who, d->nworkers, d->nworkers == 1 ? "" : "s",
              c->path ? c->path : "built-in defaults");
 }
@@ -332,7 +406,7 @@ static void log_ready(const struct daemon_state *d, const struct listen_addr *ad
 static int run_serve(struct serve_flags *flags)
 {
     struct daemon_state d = {.flags = *flags};
-    struct listen_addr *addrs = NULL;
+    struct listen_addr *addrs = NULL, *tls_addrs = NULL;
     int status = 1;
     char err[512];
 
@@ -349,7 +423,13 @@ static int run_serve(struct serve_flags *flags)
     if (d.nworkers == 0)
         d.nworkers = 1;
 
-    if (listen_bind(d.cfg->listen, d.cfg->n_listen, d.nworkers, &addrs, err, sizeof err) < 0) {
+    if (d.cfg->n_tls_listen > 0 && !(d.tls = load_certificate(d.cfg))) {
+        status = EXIT_USAGE;
+        goto out;
+    }
+    if (listen_bind(d.cfg->listen, d.cfg->n_listen, d.nworkers, &addrs, err, sizeof err) < 0 ||
+        listen_bind_tls(d.cfg->tls_listen, d.cfg->n_tls_listen, d.nworkers, &tls_addrs, err,
+                        sizeof err) < 0) {
         log_error("listen", "%s", err);
         goto out;
     }
@@ -379,6 +459,10 @@ static int run_serve(struct serve_flags *flags)
                                      d.ratelimit, addrs, d.cfg->n_listen);
         if (!d.workers[i])
             goto out;
+        if (d.tls && worker_add_tls(d.workers[i], tls_addrs, d.cfg->n_tls_listen, d.tls) < 0) {
+            log_error("main", "out of memory for the DoT listeners");
+            goto out;
+        }
     }
     uv_signal_init(d.loop, &d.sigterm);
     uv_signal_init(d.loop, &d.sigint);
@@ -396,7 +480,7 @@ static int run_serve(struct serve_flags *flags)
         }
     }
     if (started == d.nworkers) {
-        log_ready(&d, addrs);
+        log_ready(&d, addrs, tls_addrs);
         uv_run(d.loop, UV_RUN_DEFAULT);
         status = 0;
     } else {
@@ -434,6 +518,8 @@ out:
         free(d.workers);
     }
     listen_addrs_free(addrs, d.cfg ? d.cfg->n_listen : 0, d.nworkers);
+    listen_addrs_free(tls_addrs, d.cfg ? d.cfg->n_tls_listen : 0, d.nworkers);
+    tls_ctx_unref(d.tls);
     qlog_destroy(d.qlog);
     ratelimit_destroy(d.ratelimit);
     config_unref(d.cfg);

@@ -6,6 +6,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
@@ -301,8 +302,11 @@ static uint64_t bytes_hash(const void *p, size_t n)
 
 static void idmap_clear(struct idmap *m)
 {
-    if (m->slot)
-        memset(m->slot, 0, m->slots * sizeof *m->slot);
+    /* Freed rather than zeroed: the next put gets fresh zero pages from the kernel, resident
+     * only as slots are used (a memset would make all of the domains' 6 MiB resident, once a
+     * minute, whatever the traffic). */
+    free(m->slot);
+    m->slot = NULL;
     m->keys_used = 0;
     m->count = 0;
 }
@@ -331,8 +335,6 @@ static int64_t idmap_get(const struct idmap *m, const void *key, size_t len, uin
 
 static void idmap_put(struct idmap *m, const void *key, size_t len, uint64_t h, int64_t id)
 {
-    if (!m->slot && !(m->slot = calloc(m->slots, sizeof *m->slot)))
-        return; /* no cache: every lookup asks the database */
     if (m->count * 2 >= m->slots)
         idmap_clear(m); /* half full: start over (ids are read back from the database) */
     if (m->keys_used + len > m->keys_cap) {
@@ -347,6 +349,8 @@ static void idmap_put(struct idmap *m, const void *key, size_t len, uint64_t h, 
         m->keys = keys;
         m->keys_cap = cap;
     }
+    if (!m->slot && !(m->slot = calloc(m->slots, sizeof *m->slot)))
+        return; /* no cache: every lookup asks the database */
     size_t i = h & (m->slots - 1);
     while (m->slot[i].hash)
         i = (i + 1) & (m->slots - 1);
@@ -578,8 +582,10 @@ static int64_t client_id(struct qlog *q, const struct config *cfg, const struct 
                          int *rc)
 {
     *rc = SQLITE_OK;
-    uint64_t h = bytes_hash(c, sizeof *c);
-    int64_t id = idmap_get(&q->clients, c, sizeof *c, h);
+    /* The key: the struct up to the name, and the name's bytes (it is last, and mostly ""). */
+    size_t klen = offsetof(struct qlog_client, name) + strnlen(c->name, sizeof c->name);
+    uint64_t h = bytes_hash(c, klen);
+    int64_t id = idmap_get(&q->clients, c, klen, h);
     if (id > 0)
         return id;
     /* First time this batch of caches sees the client: its text, MAC and configured name. */
@@ -597,12 +603,12 @@ static int64_t client_id(struct qlog *q, const struct config *cfg, const struct 
     cid.prefix = c->prefix;
     cid.has_mac = have_mac;
     memcpy(cid.mac, macb, 6);
-    const char *name = clients_name(cfg, &cid);
+    const char *name = c->name[0] ? c->name : clients_name(cfg, &cid);
     id = db_client_id(q->db, addr, mac, name ? name : "", q->hour, rc);
     /* A MAC found in the neighbour table is remembered with the address for a while only:
      * the cache is cleared when full or reloaded. */
     if (id > 0)
-        idmap_put(&q->clients, c, sizeof *c, h, id);
+        idmap_put(&q->clients, c, klen, h, id);
     return id;
 }
 

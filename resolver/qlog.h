@@ -34,6 +34,8 @@ struct qlog_client {
     bool from_edns; /* identity given by a trusted forwarder */
     uint8_t addr[16];
     uint8_t mac[6];
+    char name[64]; /* the device's own name (DoT SNI, see listen_origin_name); "" = none. It
+                      wins over a [clients] name for the address or MAC */
 };
 
 /* One query, as logged. Filled in place in the ring by qlog_reserve()/qlog_commit(). */

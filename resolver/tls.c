@@ -6,6 +6,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <time.h>
 
 #include <openssl/err.h>
 #include <openssl/ssl.h>
@@ -21,6 +23,9 @@ static const unsigned char alpn_dot[] = {3, 'd', 'o', 't'};
 struct tls_ctx {
     SSL_CTX *ssl_ctx;
     atomic_uint refs;
+    char *wild;     /* server: the certificate's wildcard names without "*.", lower case, each
+                       NUL-terminated, an empty one last; NULL for a client context */
+    char desc[192]; /* server: names, serial and expiry of the certificate, for logs */
 };
 
 /* Lives from tls_conn_new until tls_conn_free. The SSL owns both memory BIOs. */
@@ -76,6 +81,8 @@ static struct tls_ctx *ctx_wrap(SSL_CTX *s)
     }
     ctx->ssl_ctx = s;
     atomic_init(&ctx->refs, 1);
+    ctx->wild = NULL;
+    ctx->desc[0] = '\0';
     return ctx;
 }
 
@@ -109,6 +116,57 @@ static int alpn_select(SSL *ssl, const unsigned char **out, unsigned char *outle
     return SSL_TLSEXT_ERR_OK;
 }
 
+/* Append one more "*.suffix" name's suffix (lower case) to the NUL-separated list in *wild. */
+static bool wild_add(char **wild, size_t *len, const unsigned char *suffix, size_t n)
+{
+    char *w = realloc(*wild, *len + n + 2);
+    if (!w)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        w[*len + i] = (char)(suffix[i] >= 'A' && suffix[i] <= 'Z' ? suffix[i] + 32 : suffix[i]);
+    *len += n;
+    w[(*len)++] = '\0';
+    w[*len] = '\0';
+    *wild = w;
+    return true;
+}
+
+/* What a server context needs to know of its certificate: its wildcard names (for
+ * tls_conn_client_name) and, for logs, its names, serial and expiry. false: out of memory. */
+static bool ctx_read_cert(struct tls_ctx *ctx)
+{
+    X509 *x = SSL_CTX_get0_certificate(ctx->ssl_ctx);
+    GENERAL_NAMES *names = X509_get_ext_d2i(x, NID_subject_alt_name, NULL, NULL);
+    size_t len = 0, used = 0;
+    bool ok = (ctx->wild = calloc(1, 1)) != NULL; /* the empty list */
+    for (int i = 0; ok && i < sk_GENERAL_NAME_num(names); i++) {
+        const GENERAL_NAME *g = sk_GENERAL_NAME_value(names, i);
+        if (g->type != GEN_DNS)
+            continue;
+        const unsigned char *d = ASN1_STRING_get0_data(g->d.dNSName);
+        size_t n = (size_t)ASN1_STRING_length(g->d.dNSName);
+        if (used < sizeof ctx->desc)
+            used += (size_t)snprintf(ctx->desc + used, sizeof ctx->desc - used, "%s%.*s",
+                                     used ? ", " : "", (int)n, (const char *)d);
+        if (n > 2 && d[0] == '*' && d[1] == '.' && !memchr(d, '\0', n))
+            ok = wild_add(&ctx->wild, &len, d + 2, n - 2);
+    }
+    GENERAL_NAMES_free(names);
+    BIGNUM *serial = ASN1_INTEGER_to_BN(X509_get0_serialNumber(x), NULL);
+    char *hexserial = serial ? BN_bn2hex(serial) : NULL;
+    struct tm tm;
+    char expires[32] = "?";
+    if (ASN1_TIME_to_tm(X509_get0_notAfter(x), &tm) == 1)
+        strftime(expires, sizeof expires, "%Y-%m-%d %H:%M UTC", &tm);
+    if (used < sizeof ctx->desc)
+        snprintf(ctx->desc + used, sizeof ctx->desc - used, "%sserial %s, expires %s",
+                 used ? "; " : "", hexserial ? hexserial : "?", expires);
+    OPENSSL_free(hexserial);
+    BN_free(serial);
+    ERR_clear_error();
+    return ok;
+}
+
 struct tls_ctx *tls_server_ctx(const char *cert_pem_path, const char *key_pem_path, char *err,
                                size_t errlen)
 {
@@ -131,8 +189,11 @@ struct tls_ctx *tls_server_ctx(const char *cert_pem_path, const char *key_pem_pa
         goto fail;
     }
     struct tls_ctx *ctx = ctx_wrap(s);
-    if (!ctx)
+    if (!ctx || !ctx_read_cert(ctx)) {
         snprintf(err, errlen, "out of memory");
+        tls_ctx_unref(ctx);
+        return NULL;
+    }
     return ctx;
 fail:
     SSL_CTX_free(s);
@@ -186,7 +247,13 @@ void tls_ctx_unref(struct tls_ctx *ctx)
     if (!ctx || atomic_fetch_sub_explicit(&ctx->refs, 1, memory_order_acq_rel) != 1)
         return;
     SSL_CTX_free(ctx->ssl_ctx);
+    free(ctx->wild);
     free(ctx);
+}
+
+const char *tls_ctx_describe(const struct tls_ctx *ctx)
+{
+    return ctx->desc;
 }
 
 /* The session cannot go on: remember why, for tls_conn_error. */
@@ -395,4 +462,35 @@ bool tls_conn_alpn_dot(const struct tls_conn *c)
     unsigned int len;
     SSL_get0_alpn_selected(c->ssl, &p, &len);
     return len == 3 && memcmp(p, "dot", 3) == 0;
+}
+
+size_t tls_conn_client_name(const struct tls_conn *c, char *out, size_t cap)
+{
+    const char *sni = tls_conn_sni(c);
+    if (!sni || !c->ctx->wild)
+        return 0;
+    size_t len = strlen(sni);
+    if (len > 0 && sni[len - 1] == '.')
+        len--;
+    const char *dot = memchr(sni, '.', len);
+    size_t n = dot ? (size_t)(dot - sni) : 0;
+    if (n == 0 || n > 63 || n >= cap)
+        return 0;
+    for (size_t i = 0; i < n; i++) {
+        char ch = sni[i];
+        if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+              ch == '-'))
+            return 0;
+    }
+    const char *rest = dot + 1;
+    size_t rlen = len - n - 1;
+    for (const char *w = c->ctx->wild; *w; w += strlen(w) + 1) {
+        if (strlen(w) == rlen && strncasecmp(w, rest, rlen) == 0) {
+            for (size_t i = 0; i < n; i++)
+                out[i] = (char)(sni[i] >= 'A' && sni[i] <= 'Z' ? sni[i] + 32 : sni[i]);
+            out[n] = '\0';
+            return n;
+        }
+    }
+    return 0;
 }

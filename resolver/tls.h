@@ -74,6 +74,10 @@ struct tls_ctx *tls_client_ctx(const char *ca_file, char *err, size_t errlen);
  * 0, or -EINVAL for another version. For tests, benchmarks and odd peers. */
 int tls_ctx_set_max_version(struct tls_ctx *ctx, unsigned version);
 
+/* A server context's certificate, for logs: its DNS names, serial and expiry
+ * ("*.dns.example.org; serial 03A1..., expires 2027-02-20 06:00 UTC"). "" for a client context. */
+const char *tls_ctx_describe(const struct tls_ctx *ctx);
+
 /* Take another reference (returns ctx); drop one (the last frees the context). NULL is ignored. */
 struct tls_ctx *tls_ctx_ref(struct tls_ctx *ctx);
 void tls_ctx_unref(struct tls_ctx *ctx);
@@ -144,6 +148,15 @@ const char *tls_conn_error(const struct tls_conn *c);
  * has not arrived yet. As sent (at most 255 bytes, no NUL, otherwise unchecked): validate and
  * lower-case it before using it as a name. */
 const char *tls_conn_sni(const struct tls_conn *c);
+
+/*
+ * Server side: the client's name in its SNI, when the SNI is exactly one label under a wildcard
+ * name of the certificate this session serves (with *.dns.example.org, "redmi.dns.example.org"
+ * gives "redmi"; "a.b.dns.example.org" and "dns.example.org" give nothing). The label must be
+ * letters, digits and hyphens (at most 63); it is copied lower-cased into out, NUL-terminated.
+ * Returns its length, or 0 (no SNI yet, another name, a bad label, or cap too small).
+ */
+size_t tls_conn_client_name(const struct tls_conn *c, char *out, size_t cap);
 
 /* Once open: "TLSv1.2" or "TLSv1.3"; whether ALPN "dot" was agreed. */
 const char *tls_conn_version(const struct tls_conn *c);

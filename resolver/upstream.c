@@ -6,15 +6,21 @@
 #include <string.h>
 #include <sys/random.h>
 
+#include "dotpool.h"
 #include "log.h"
 #include "netaddr.h"
 
 #define BUCKETS 4096 /* power of two */
 
-/* The servers a question was first asked with; shared by reference until the last try. */
+/*
+ * The servers a question was first asked with; shared by reference until the last try. A reload
+ * makes a new list, so tls:// servers get new connections (made with the new tls_ca) and the old
+ * ones close when the last question using them is over.
+ */
 struct server_list {
     unsigned refs;
     size_t n;
+    struct dotpool **pools; /* per server: its DoT connections (NULL: plain); NULL if no tls:// */
     struct sockaddr_storage addr[];
 };
 
@@ -59,6 +65,7 @@ struct pend {
     size_t query_len;
     struct udp_try *udp;
     struct tcp_try *tcp;
+    struct dotpool_query dot; /* the current try, when on a tls:// server's connection */
     uv_timer_t timer;
     uint8_t qname[DNS_MAX_NAME]; /* lower case */
     uint8_t query[DNSMSG_SMALL_MAX];
@@ -70,6 +77,7 @@ struct upstream {
     unsigned timeout_ms, max_pending;
     unsigned preferred; /* the server that answered last: asked first */
     struct upstream_stats *stats;
+    size_t nwaiting; /* clients waiting for an answer: max_pending caps these */
     size_t npending; /* entries in the table */
     size_t nalive;   /* entries not yet freed (closing ones included) */
     bool closing;
@@ -80,6 +88,8 @@ struct upstream {
 };
 
 static void pend_try(struct pend *p);
+static void dot_reply(struct dotpool_query *q, const uint8_t *msg, size_t len);
+static void dot_failed(struct dotpool_query *q);
 
 static void fill_random(uint8_t *buf, size_t len)
 {
@@ -138,21 +148,46 @@ static void pend_build_query(struct pend *p)
                                          p->do_bit, marker, p->query, sizeof p->query);
 }
 
-static struct server_list *server_list_create(const struct sockaddr_storage *servers, size_t n)
+static void server_list_unref(struct server_list *l)
 {
+    if (!l || --l->refs > 0)
+        return;
+    for (size_t i = 0; l->pools && i < l->n; i++) {
+        if (l->pools[i])
+            dotpool_close(l->pools[i]);
+    }
+    free(l->pools);
+    free(l);
+}
+
+/* tls_names[i] (tls_names may be NULL): NULL for plain DNS, else DNS over TLS verified for it. */
+static struct server_list *server_list_create(struct upstream *u,
+                                              const struct sockaddr_storage *servers,
+                                              const char *const *tls_names, size_t n,
+                                              struct tls_ctx *tls_ctx)
+{
+    static const struct dotpool_callbacks cb = {.reply = dot_reply, .failed = dot_failed};
     struct server_list *l = malloc(sizeof *l + n * sizeof l->addr[0]);
     if (!l)
         return NULL;
     l->refs = 1;
     l->n = n;
+    l->pools = NULL;
     memcpy(l->addr, servers, n * sizeof l->addr[0]);
+    for (size_t i = 0; tls_names && i < n; i++) {
+        if (!tls_names[i])
+            continue;
+        if (!l->pools && !(l->pools = calloc(n, sizeof *l->pools)))
+            goto fail;
+        if (!tls_ctx ||
+            !(l->pools[i] = dotpool_create(u->loop, (const struct sockaddr *)&servers[i],
+                                           tls_names[i], tls_ctx, u->timeout_ms, &cb, u->stats)))
+            goto fail;
+    }
     return l;
-}
-
-static void server_list_unref(struct server_list *l)
-{
-    if (l && --l->refs == 0)
-        free(l);
+fail:
+    server_list_unref(l);
+    return NULL;
 }
 
 static uint32_t question_hash(const uint8_t *name, size_t len, uint16_t qtype, uint16_t qclass,
@@ -168,7 +203,8 @@ static uint32_t question_hash(const uint8_t *name, size_t len, uint16_t qtype, u
 }
 
 struct upstream *upstream_create(uv_loop_t *loop, const struct sockaddr_storage *servers,
-                                 size_t n_servers, unsigned timeout_ms, unsigned max_pending,
+                                 const char *const *tls_names, size_t n_servers,
+                                 struct tls_ctx *tls_ctx, unsigned timeout_ms, unsigned max_pending,
                                  struct upstream_stats *stats)
 {
     struct upstream *u = calloc(1, sizeof *u);
@@ -178,19 +214,25 @@ struct upstream *upstream_create(uv_loop_t *loop, const struct sockaddr_storage 
     u->stats = stats;
     u->rand_pos = sizeof u->rand; /* fill on first use */
     uv_once(&loop_key_once, loop_key_init);
-    if (upstream_configure(u, servers, n_servers, timeout_ms, max_pending) < 0) {
+    if (upstream_configure(u, servers, tls_names, n_servers, tls_ctx, timeout_ms, max_pending) <
+        0) {
         free(u);
         return NULL;
     }
     return u;
 }
 
-int upstream_configure(struct upstream *u, const struct sockaddr_storage *servers, size_t n_servers,
+int upstream_configure(struct upstream *u, const struct sockaddr_storage *servers,
+                       const char *const *tls_names, size_t n_servers, struct tls_ctx *tls_ctx,
                        unsigned timeout_ms, unsigned max_pending)
 {
-    struct server_list *l = server_list_create(servers, n_servers);
-    if (!l)
+    unsigned old_timeout = u->timeout_ms;
+    u->timeout_ms = timeout_ms; /* the new pools' connect and handshake limit */
+    struct server_list *l = server_list_create(u, servers, tls_names, n_servers, tls_ctx);
+    if (!l) {
+        u->timeout_ms = old_timeout;
         return -ENOMEM;
+    }
     server_list_unref(u->servers);
     u->servers = l;
     u->timeout_ms = timeout_ms;
@@ -229,6 +271,7 @@ static void pend_stop_tries(struct pend *p)
         uv_close((uv_handle_t *)&p->tcp->handle, tcp_try_free);
         p->tcp = NULL;
     }
+    dotpool_cancel(&p->dot);
 }
 
 static void pend_free(uv_handle_t *h)
@@ -278,6 +321,7 @@ static void pend_finish(struct pend *p, int status, const uint8_t *reply, size_t
     bool first = true;
     while (w) {
         struct upstream_waiter *next = w->next;
+        u->nwaiting--;
         w->server = server;
         w->first = first;
         first = false;
@@ -295,6 +339,14 @@ static void pend_next(struct pend *p)
 
 static void on_reply(struct pend *p, const uint8_t *pkt, size_t len, bool via_tcp);
 static void pend_timeout(uv_timer_t *timer);
+
+/* The current try's server failed (silent, unreachable): ask it last from now on. */
+static void pend_demote_server(struct pend *p)
+{
+    struct upstream *u = p->up;
+    if (u->servers == p->servers && u->preferred == p->server)
+        u->preferred = (p->server + 1) % (unsigned)u->servers->n;
+}
 
 static void udp_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 {
@@ -320,8 +372,11 @@ static void udp_recv(uv_udp_t *h, ssize_t nread, const uv_buf_t *buf, const stru
     if (!p)
         return;
     if (nread < 0) {
-        /* ICMP errors surface here on some kernels: give up on this server. */
+        /* The socket is connected, so the kernel reports an ICMP port unreachable (nobody
+         * serves DNS there) here, as ECONNREFUSED: go on to the next server at once. */
         log_debug("upstream", "receive error: %s", uv_strerror((int)nread));
+        p->up->stats->unreachable++;
+        pend_demote_server(p);
         pend_next(p);
         return;
     }
@@ -496,9 +551,24 @@ static void pend_timeout(uv_timer_t *timer)
         netaddr_format((const struct sockaddr *)&p->servers->addr[p->server], true, a, sizeof a);
         log_debug("upstream", "no answer from %s in time", a);
     }
-    /* Ask a silent server last from now on. */
-    if (u->servers == p->servers && u->preferred == p->server)
-        u->preferred = (p->server + 1) % (unsigned)u->servers->n;
+    pend_demote_server(p);
+    dotpool_timed_out(&p->dot); /* off its connection, which is closed if it has gone silent */
+    pend_next(p);
+}
+
+/* An answer on a DoT connection with the ID the pool gave this try: checked like any other. */
+static void dot_reply(struct dotpool_query *q, const uint8_t *msg, size_t len)
+{
+    struct pend *p = (struct pend *)((char *)q - offsetof(struct pend, dot));
+    p->id = q->id;
+    on_reply(p, msg, len, true);
+}
+
+/* The try's DoT connection failed (refused, reset, a bad certificate): the next server now. */
+static void dot_failed(struct dotpool_query *q)
+{
+    struct pend *p = (struct pend *)((char *)q - offsetof(struct pend, dot));
+    pend_demote_server(p);
     pend_next(p);
 }
 
@@ -520,6 +590,21 @@ static void pend_try(struct pend *p)
         wait = p->deadline - now;
     uv_timer_start(&p->timer, pend_timeout, wait, 0);
 
+    struct dotpool *pool = p->servers->pools ? p->servers->pools[p->server] : NULL;
+    if (pool) {
+        pend_build_query(p);
+        int rc = dotpool_send(pool, &p->dot, p->query, p->query_len);
+        if (rc < 0) { /* backing off after failures, or no connection: the next server at once */
+            log_debug("upstream", "tls: server skipped: %s",
+                      rc == -EAGAIN  ? "waiting after failed connections"
+                      : rc == -EBUSY ? "its connections are full"
+                                     : strerror(-rc));
+            pend_demote_server(p);
+            pend_next(p);
+        }
+        return; /* p may be over already when the pool knew of a failure at once */
+    }
+
     struct udp_try *t = calloc(1, sizeof *t);
     if (!t)
         return; /* the timer moves on */
@@ -531,17 +616,16 @@ static void pend_try(struct pend *p)
     }
     p->udp = t;
     pend_build_query(p);
-    struct sockaddr_storage any;
-    memset(&any, 0, sizeof any);
-    any.ss_family = server->sa_family; /* the wildcard address, port 0: the kernel picks one */
-    int rc = uv_udp_bind(&t->handle, (const struct sockaddr *)&any, 0);
+    /* Connected (bound to the wildcard address and a port the kernel picks): datagrams from
+     * anyone else never reach us, and an ICMP unreachable ends the try at once (udp_recv). */
+    int rc = uv_udp_connect(&t->handle, server);
     if (rc == 0)
         rc = uv_udp_recv_start(&t->handle, udp_alloc, udp_recv);
     if (rc == 0) {
         uv_buf_t b = uv_buf_init((char *)p->query, (unsigned)p->query_len);
-        rc = uv_udp_try_send(&t->handle, &b, 1, server);
+        rc = uv_udp_try_send(&t->handle, &b, 1, NULL);
         if (rc == UV_EAGAIN)
-            rc = uv_udp_send(&t->send, &t->handle, &b, 1, server, NULL);
+            rc = uv_udp_send(&t->send, &t->handle, &b, 1, NULL, NULL);
     }
     if (rc < 0) {
         log_debug("upstream", "send: %s", uv_strerror(rc));
@@ -553,6 +637,14 @@ static void pend_try(struct pend *p)
 
 int upstream_resolve(struct upstream *u, const struct dnsmsg_query *q, struct upstream_waiter *w)
 {
+    if (u->closing)
+        return -ESHUTDOWN;
+    /* Every client waiting counts, those joining a question in flight too: memory stays
+     * bounded however many ask the same name of a silent upstream. */
+    if (u->nwaiting >= u->max_pending) {
+        u->stats->overloaded++;
+        return -EBUSY;
+    }
     uint8_t name[DNS_MAX_NAME];
     dnsmsg_name_lower(q->qname, q->qname_len, name);
     uint32_t h = question_hash(name, q->qname_len, q->qtype, q->qclass, q->cd, q->do_bit);
@@ -563,15 +655,10 @@ int upstream_resolve(struct upstream *u, const struct dnsmsg_query *q, struct up
             memcmp(p->qname, name, q->qname_len) == 0) {
             w->next = p->waiters;
             p->waiters = w;
+            u->nwaiting++;
             u->stats->coalesced++;
             return 0;
         }
-    }
-    if (u->closing)
-        return -ESHUTDOWN;
-    if (u->npending >= u->max_pending) {
-        u->stats->overloaded++;
-        return -EBUSY;
     }
     struct pend *p = malloc(sizeof *p);
     if (!p)
@@ -598,6 +685,7 @@ int upstream_resolve(struct upstream *u, const struct dnsmsg_query *q, struct up
     u->buckets[h & (BUCKETS - 1)] = p;
     u->npending++;
     u->nalive++;
+    u->nwaiting++;
     pend_try(p);
     return 0;
 }

@@ -4,13 +4,19 @@
  * One `struct upstream` per serving loop. Each distinct question in flight is a pending entry
  * (coalesced: a second client asking the same name, type, class, DO and CD bits joins the first
  * one's wait instead of sending again). Every try uses a fresh UDP socket (a kernel-random
- * source port) and a fresh ID from getrandom(); a reply is accepted only from the address and
- * port we sent to, with that ID and that question; anything else is counted and ignored, and
- * the genuine reply is still awaited. Every query carries our loop marker (dnsmsg.h), so that
- * one forwarded back to us is recognised (upstream_query_is_ours) and answered SERVFAIL instead
- * of going round again. A try times out after timeout_ms and the next server is
+ * source port), connected to the server, and a fresh ID from getrandom(); a reply is accepted
+ * only from the address and port we sent to (the kernel drops anything else), with that ID and
+ * that question; anything else is counted and ignored, and the genuine reply is still awaited.
+ * Every query carries our loop marker (dnsmsg.h), so that one forwarded back to us is
+ * recognised (upstream_query_is_ours) and answered SERVFAIL instead of going round again. A try
+ * times out after timeout_ms, or ends at once on an ICMP unreachable, and the next server is
  * asked; a reply with TC=1 is asked again over TCP; all waiters fail (SERVFAIL) when every
- * server failed or UPSTREAM_BUDGET_MS has passed.
+ * server failed or UPSTREAM_BUDGET_MS has passed. At most max_pending clients wait at once.
+ *
+ * A tls:// server is asked over DNS over TLS instead: its tries go on the persistent,
+ * pipelined connections of its dotpool (dotpool.h), with the same timeout and failover; a
+ * connection that fails (refused, reset, a certificate that does not verify) fails its tries
+ * over at once.
  *
  * The loop side calls upstream_resolve(); the answer arrives through the waiter's callback,
  * which the module calls after removing the pending entry, so a callback may resolve again.
@@ -37,7 +43,12 @@ struct upstream_stats {
     uint64_t bad_source;  /* datagrams from an address or port we did not send to */
     uint64_t mismatched;  /* from the right server but the wrong ID or question */
     uint64_t malformed;   /* matching replies that failed the scan */
-    uint64_t overloaded;  /* questions refused because max_pending were in flight */
+    uint64_t overloaded;  /* queries refused because max_pending clients were waiting */
+    uint64_t unreachable; /* tries ended at once by ICMP port unreachable (connection refused) */
+
+    /* tls:// servers (their queries count in sent, their stray answers in mismatched) */
+    uint64_t tls_handshakes; /* connections opened (handshake done, certificate verified) */
+    uint64_t tls_failures;   /* connections that failed (their tries failed over at once) */
 };
 
 /*
@@ -56,19 +67,27 @@ struct upstream_waiter {
 };
 
 struct upstream;
+struct tls_ctx;
 
-/* servers are copied. Returns NULL when out of memory. */
+/*
+ * servers are copied. tls_names (NULL: every server is plain DNS) has n_servers entries: NULL
+ * for plain DNS, else the name (or IP literal) the server's certificate must match, verified
+ * with tls_ctx (referenced). Returns NULL when out of memory.
+ */
 struct upstream *upstream_create(uv_loop_t *loop, const struct sockaddr_storage *servers,
-                                 size_t n_servers, unsigned timeout_ms, unsigned max_pending,
+                                 const char *const *tls_names, size_t n_servers,
+                                 struct tls_ctx *tls_ctx, unsigned timeout_ms, unsigned max_pending,
                                  struct upstream_stats *stats);
 
-/* New servers and timeout for questions asked from now on (a reload). Returns 0 or -ENOMEM. */
-int upstream_configure(struct upstream *u, const struct sockaddr_storage *servers, size_t n_servers,
+/* New servers and timeout for questions asked from now on (a reload); DoT connections to the
+ * old servers close when no question uses them any more. Returns 0 or -ENOMEM. */
+int upstream_configure(struct upstream *u, const struct sockaddr_storage *servers,
+                       const char *const *tls_names, size_t n_servers, struct tls_ctx *tls_ctx,
                        unsigned timeout_ms, unsigned max_pending);
 
 /*
  * Ask q's question (it must be DNSMSG_OK). Returns 0 when w will be called back, or a negative
- * errno (-EBUSY: too many questions in flight) when it will not.
+ * errno (-EBUSY: max_pending clients are already waiting) when it will not.
  */
 int upstream_resolve(struct upstream *u, const struct dnsmsg_query *q, struct upstream_waiter *w);
 

@@ -14,6 +14,7 @@
 #include "dnsmsg.h"
 #include "log.h"
 #include "netaddr.h"
+#include "tls.h"
 
 /* Queries a single TCP connection may have in flight before we stop reading from it. */
 #define TCP_MAX_INFLIGHT 64
@@ -31,9 +32,10 @@ struct worker {
     uv_loop_t loop;
     uv_async_t wakeup;
     uv_thread_t thread;
-    struct config *cfg;            /* loop thread only */
-    struct policy *policy;         /* loop thread only */
-    _Atomic(struct update *) next; /* handed over by worker_reload */
+    struct config *cfg;                 /* loop thread only */
+    struct policy *policy;              /* loop thread only */
+    _Atomic(struct update *) next;      /* handed over by worker_reload */
+    _Atomic(struct tls_ctx *) next_tls; /* a renewed certificate, from worker_set_tls */
     atomic_bool stop;
     bool stopped;
     int loop_close_rc;
@@ -85,6 +87,9 @@ static void identify(const struct worker *w, const struct listen_origin *from, c
     const struct sockaddr *peer = (const struct sockaddr *)&from->peer;
     struct qlog_client *c = &a->client;
     memset(c, 0, sizeof *c);
+    const char *name = from->conn ? listen_origin_name(from) : NULL; /* DoT: the SNI's */
+    if (name)
+        snprintf(c->name, sizeof c->name, "%s", name);
     if (peer->sa_family == AF_INET &&
         !(a->q.edns && in_cidrs(w->cfg->trusted_forwarders, w->cfg->n_trusted_forwarders, peer))) {
         /* The common case, without the detour through struct client_id. */
@@ -487,6 +492,7 @@ static struct listen_opts listen_opts_from(const struct config *cfg)
         .tcp_idle_ms = cfg->tcp_idle_ms,
         .tcp_max_connections = cfg->tcp_max_connections,
         .tcp_max_inflight = TCP_MAX_INFLIGHT,
+        .tls_max_connections = cfg->tls_max_connections,
     };
     return o;
 }
@@ -494,7 +500,8 @@ static struct listen_opts listen_opts_from(const struct config *cfg)
 static void apply_update(struct worker *w, struct update *u)
 {
     struct config *cfg = u->cfg;
-    if (upstream_configure(w->upstream, cfg->upstreams, cfg->n_upstreams, cfg->timeout_ms,
+    if (upstream_configure(w->upstream, cfg->upstreams, (const char *const *)cfg->upstream_tls,
+                           cfg->n_upstreams, cfg->upstream_tls_ctx, cfg->timeout_ms,
                            cfg->max_pending) < 0) {
         log_error("worker", "reload: out of memory; keeping the old configuration");
         update_free(u);
@@ -527,6 +534,10 @@ static void on_wakeup(uv_async_t *a)
         apply_update(w, u);
     else
         update_free(u);
+    struct tls_ctx *tls = atomic_exchange(&w->next_tls, NULL);
+    if (tls && !w->stopped)
+        listen_set_tls(w->listen, tls);
+    tls_ctx_unref(tls);
     if (atomic_load(&w->stop) && !w->stopped) {
         w->stopped = true;
         listen_close(w->listen);
@@ -558,10 +569,12 @@ struct worker *worker_create(unsigned index, struct config *cfg, struct policy *
     w->cfg = config_ref(cfg);
     w->policy = policy_ref(policy);
     atomic_init(&w->next, NULL);
+    atomic_init(&w->next_tls, NULL);
     atomic_init(&w->stop, false);
     uv_async_init(&w->loop, &w->wakeup, on_wakeup);
     w->wakeup.data = w;
-    w->upstream = upstream_create(&w->loop, cfg->upstreams, cfg->n_upstreams, cfg->timeout_ms,
+    w->upstream = upstream_create(&w->loop, cfg->upstreams, (const char *const *)cfg->upstream_tls,
+                                  cfg->n_upstreams, cfg->upstream_tls_ctx, cfg->timeout_ms,
                                   cfg->max_pending, &w->stats.upstream);
     struct listen_opts o = listen_opts_from(cfg);
     if (w->upstream)
@@ -612,6 +625,18 @@ void worker_reload(struct worker *w, struct config *cfg, struct policy *policy)
     uv_async_send(&w->wakeup);
 }
 
+int worker_add_tls(struct worker *w, struct listen_addr *addrs, size_t n_addrs, struct tls_ctx *ctx)
+{
+    return listen_start_tls(w->listen, addrs, n_addrs, w->index, ctx);
+}
+
+void worker_set_tls(struct worker *w, struct tls_ctx *ctx)
+{
+    /* A certificate not yet picked up is replaced by this newer one. */
+    tls_ctx_unref(atomic_exchange(&w->next_tls, tls_ctx_ref(ctx)));
+    uv_async_send(&w->wakeup);
+}
+
 void worker_stop(struct worker *w)
 {
     atomic_store(&w->stop, true);
@@ -641,6 +666,7 @@ void worker_destroy(struct worker *w)
     if (!w)
         return;
     update_free(atomic_exchange(&w->next, NULL));
+    tls_ctx_unref(atomic_exchange(&w->next_tls, NULL));
     config_unref(w->cfg);
     policy_unref(w->policy);
     cache_destroy(w->cache);

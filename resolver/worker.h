@@ -48,6 +48,12 @@ struct worker;
 struct worker *worker_create(unsigned index, struct config *cfg, struct policy *policy,
                              struct qlog_ring *qlog, struct ratelimit *ratelimit,
                              struct listen_addr *addrs, size_t n_addrs);
+/* Before worker_start: also serve DNS over TLS on addrs (bound by listen_bind_tls; their fds
+ * are taken) with ctx's certificate (a reference is taken). 0 or a negative errno. */
+int worker_add_tls(struct worker *w, struct listen_addr *addrs, size_t n_addrs,
+                   struct tls_ctx *ctx);
+/* From any thread: new DoT connections get ctx (a renewed certificate; a reference is taken). */
+void worker_set_tls(struct worker *w, struct tls_ctx *ctx);
 /* Run the loop in a new thread. Returns 0 or a negative errno. */
 int worker_start(struct worker *w);
 /* From any thread: use cfg and policy (references are taken) for queries from now on. */

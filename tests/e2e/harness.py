@@ -7,8 +7,10 @@ and "no answer" is shown by a later answer on the same socket arriving first.
 """
 import os
 import re
+import shutil
 import signal
 import socket
+import ssl
 import struct
 import subprocess
 import tempfile
@@ -29,8 +31,9 @@ class Telesink:
     """One telesink process. Use as a context manager; stop() returns the exit code."""
 
     def __init__(self, upstreams=(), config="", args=(), listen=("127.0.0.1:0", "[::1]:0"),
-                 resolv_conf=None):
+                 resolv_conf=None, wrapper=(), ready_timeout=READY_TIMEOUT):
         self.dir = tempfile.TemporaryDirectory(prefix="telesink-e2e-")
+        self.ready_timeout = ready_timeout
         self.config_path = os.path.join(self.dir.name, "telesink.conf")
         with open(self.config_path, "w") as f:
             f.write(config)
@@ -42,11 +45,12 @@ class Telesink:
         if resolv_conf is not None:
             cmd += ["--resolv-conf", resolv_conf]
         cmd += list(args)
-        self.cmd = cmd
+        self.cmd = list(wrapper) + cmd  # wrapper: e.g. valgrind and its flags
         self.lines = []
         self.cond = threading.Condition()
         self.proc = None
         self.addrs = []
+        self.dot_addrs = []
         self.returncode = None
         self.eof = False
 
@@ -54,13 +58,17 @@ class Telesink:
         self.proc = subprocess.Popen(self.cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                      stderr=subprocess.STDOUT, text=True)
         threading.Thread(target=self._read, daemon=True).start()
-        line = self.wait_for_line(r"ready: listening on (.*?) \(udp, tcp\)", READY_TIMEOUT)
+        line = self.wait_for_line(r"ready: listening on (.*?) \(udp, tcp\)", self.ready_timeout)
         if line is None:
             self.proc.kill()
             raise RuntimeError("telesink did not become ready:\n" + "\n".join(self.lines))
         for a in re.search(r"listening on (.*?) \(udp", line).group(1).split():
             host, port = a.rsplit(":", 1)
             self.addrs.append((host.strip("[]"), int(port)))
+        m = re.search(r"\(udp, tcp\); dot (.*?);", line)  # DNS over TLS (tls_listen)
+        for a in m.group(1).split() if m else []:
+            host, port = a.rsplit(":", 1)
+            self.dot_addrs.append((host.strip("[]"), int(port)))
         return self
 
     def _read(self):
@@ -93,6 +101,14 @@ class Telesink:
     @property
     def v6(self):
         return next(a for a in self.addrs if ":" in a[0])
+
+    @property
+    def dot4(self):
+        return next(a for a in self.dot_addrs if ":" not in a[0])
+
+    @property
+    def dot6(self):
+        return next(a for a in self.dot_addrs if ":" in a[0])
 
     def send_signal(self, sig):
         self.proc.send_signal(sig)
@@ -156,7 +172,11 @@ class FakeUpstream:
 
     `zone` maps lower-case names (no trailing dot) to {rdtype: [rdata text]}; other names get
     NXDOMAIN. `udp_handler(up, query, wire, addr)` and `tcp_handler(up, query, wire)` may be
-    replaced to misbehave: return reply bytes, or None to stay silent.
+    replaced to misbehave: return reply bytes (any bytes at all: they are sent as they are,
+    over TCP with a length prefix added, or without one when wrapped in Raw), or None to stay
+    silent (over TCP: close the connection). With `delay` (seconds) every reply is sent that
+    much later, without holding up other queries. `sent` records (transport, time.monotonic())
+    just before each reply is sent, so a test can time telesink's answer from that moment.
     """
 
     def __init__(self, host="127.0.0.1", zone=None, ttl=300):
@@ -166,6 +186,8 @@ class FakeUpstream:
         self.udp, self.tcp, self.port = free_port_pair(host)
         self.tcp.listen(16)
         self.queries = []  # (transport, dns.message, source address)
+        self.sent = []  # (transport, time.monotonic() just before the reply was sent)
+        self.delay = 0.0
         self.cond = threading.Condition()
         self.udp_handler = FakeUpstream.answer_udp
         self.tcp_handler = FakeUpstream.answer_tcp
@@ -217,8 +239,25 @@ class FakeUpstream:
             if q is None:
                 continue
             out = self.udp_handler(self, q, wire, addr)
-            if out is not None:
-                self.udp.sendto(out, addr)
+            if out is None:
+                continue
+            if self.delay > 0:
+                threading.Timer(self.delay, self._udp_send, (out, addr)).start()
+            else:
+                self._udp_send(out, addr)
+
+    def _udp_send(self, out, addr):
+        t = time.monotonic()
+        try:
+            self.udp.sendto(out, addr)
+        except OSError:
+            return  # closed meanwhile
+        self._sent("udp", t)
+
+    def _sent(self, transport, t):
+        with self.cond:
+            self.sent.append((transport, t))
+            self.cond.notify_all()
 
     def _tcp_loop(self):
         while not self.closed:
@@ -240,7 +279,16 @@ class FakeUpstream:
                 out = self.tcp_handler(self, q, wire)
                 if out is None:
                     return
-                conn.sendall(struct.pack("!H", len(out)) + out)
+                if self.delay > 0:
+                    time.sleep(self.delay)  # this connection's own thread: others go on
+                t = time.monotonic()
+                try:
+                    conn.sendall(out if isinstance(out, Raw) else struct.pack("!H", len(out)) + out)
+                except OSError:
+                    return  # telesink gave up on us first
+                self._sent("tcp", t)
+                if isinstance(out, Raw) and out.close:
+                    return
 
     def wait_queries(self, n, timeout=5.0, name=None):
         """Wait until n queries (for name, when given) have arrived; returns them."""
@@ -256,6 +304,17 @@ class FakeUpstream:
                     return got
                 self.cond.wait(left)
 
+    def wait_sent(self, n, timeout=5.0):
+        """Wait until n replies have been sent; returns the (transport, time) records."""
+        deadline = time.monotonic() + timeout
+        with self.cond:
+            while len(self.sent) < n:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    break
+                self.cond.wait(left)
+            return list(self.sent)
+
     def close(self):
         self.closed = True
         for s in (self.udp, self.tcp):
@@ -270,6 +329,25 @@ class FakeUpstream:
 
     def __exit__(self, *exc):
         self.close()
+
+
+class Raw(bytes):
+    """A TCP reply sent exactly as given (the test writes its own length prefix, or a false
+    one); Raw(b, close=True) closes the connection right after it."""
+
+    def __new__(cls, data, close=False):
+        r = super().__new__(cls, data)
+        r.close = close
+        return r
+
+
+def closed_port(host="127.0.0.1"):
+    """A UDP port on host that nobody listens on: datagrams to it draw ICMP port unreachable."""
+    fam = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(fam, socket.SOCK_DGRAM) as s:
+        s.bind((host, 0))
+        port = s.getsockname()[1]
+    return ("[%s]:%d" if ":" in host else "%s:%d") % (host, port)
 
 
 class SilentUpstream:
@@ -292,6 +370,42 @@ class SilentUpstream:
 
     def __exit__(self, *exc):
         self.close()
+
+
+def vmrss_kb(pid):
+    """The resident set of a process, from /proc/PID/status (kB)."""
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return None
+
+
+def fd_count(pid):
+    """How many file descriptors a process has open."""
+    return len(os.listdir("/proc/%d/fd" % pid))
+
+
+def raise_nofile(want):
+    """Raise this process's RLIMIT_NOFILE to want (children inherit it): the hard limit too when
+    allowed (root), else as far as the hard limit goes. Returns the soft limit now in force."""
+    import resource
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft >= want:
+        return soft
+    if hard != resource.RLIM_INFINITY and hard < want:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (want, want))
+            return want
+        except (ValueError, OSError):
+            want = hard
+    resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
+    return want
+
+
+# Set by tests/CMakeLists.txt from TELESINK_SANITIZE: memory figures mean nothing under ASan
+# (shadow memory, a quarantine of freed blocks), and valgrind cannot run an ASan binary.
+SANITIZED = bool(os.environ.get("TELESINK_SANITIZE"))
 
 
 def recv_exact(sock, n):
@@ -406,3 +520,63 @@ def tcp_socket(server):
 
 def framed(wire):
     return struct.pack("!H", len(wire)) + wire
+
+
+# ---- DNS over TLS ------------------------------------------------------------------------
+
+def openssl(*args, **kw):
+    return subprocess.run(("openssl",) + args, capture_output=True, check=True, **kw)
+
+
+class TestCA:
+    """A CA and its server certificates, made with the openssl CLI in a temporary directory."""
+
+    def __init__(self, name="telesink test CA"):
+        self.dir = tempfile.mkdtemp(prefix="telesink-ca-")
+        self.key, self.pem = self.path("ca.key"), self.path("ca.pem")
+        openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+                "-keyout", self.key, "-out", self.pem, "-days", "2", "-subj", "/CN=" + name,
+                "-addext", "basicConstraints=critical,CA:TRUE",
+                "-addext", "keyUsage=critical,keyCertSign,cRLSign")
+
+    def path(self, name):
+        return os.path.join(self.dir, name)
+
+    def issue(self, stem, names, serial, days=1):
+        """A server certificate for the DNS names, with this serial: (cert path, key path)."""
+        key, csr, pem, ext = (self.path(stem + x) for x in (".key", ".csr", ".pem", ".ext"))
+        with open(ext, "w") as f:
+            f.write("basicConstraints = critical,CA:FALSE\nkeyUsage = critical,digitalSignature\n"
+                    "extendedKeyUsage = serverAuth\nsubjectAltName = %s\n"
+                    % ",".join("DNS:" + n for n in names))
+        openssl("req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+                "-keyout", key, "-out", csr, "-subj", "/CN=" + names[0])
+        openssl("x509", "-req", "-in", csr, "-CA", self.pem, "-CAkey", self.key, "-set_serial",
+                str(serial), "-days", str(days), "-extfile", ext, "-out", pem)
+        return pem, key
+
+    def close(self):
+        shutil.rmtree(self.dir, True)
+
+
+def dot_socket(server, ca=None, sni=None, tls_version=None, verify=True, ragged_eof_ok=True):
+    """A DNS-over-TLS connection (Python's ssl), handshake done. tls_version: "1.2" or "1.3".
+    ragged_eof_ok=False: a close without close_notify raises ssl.SSLEOFError."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    if verify:
+        ctx.load_verify_locations(ca)
+        ctx.check_hostname = sni is not None
+    else:
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+    if tls_version:
+        v = {"1.2": ssl.TLSVersion.TLSv1_2, "1.3": ssl.TLSVersion.TLSv1_3}[tls_version]
+        ctx.minimum_version = ctx.maximum_version = v
+    return ctx.wrap_socket(tcp_socket(server), server_hostname=sni,
+                           suppress_ragged_eofs=ragged_eof_ok)
+
+
+def dot_exchange(sock, wire):
+    """One framed query and its answer on a DoT (or TCP) connection."""
+    sock.sendall(framed(wire))
+    return recv_framed(sock)

@@ -133,7 +133,9 @@ class Forgery(unittest.TestCase):
             other_port.close()
             other_addr.close()
         s = ts.stats()
-        self.assertGreaterEqual(s["bad_source"], 4)
+        # The upstream socket is connected: the kernel drops datagrams from another address
+        # or port before telesink sees them (bad_source counts only what gets past it).
+        self.assertEqual(s["bad_source"], 0)
         self.assertGreaterEqual(s["mismatched"], 6)
 
     def test_malformed_matching_reply_is_servfail(self):

@@ -73,6 +73,19 @@ w = good.to_wire()
 write("reply", "self-pointer", w[:29] + struct.pack("!H", 0xC000 | 29) + w[31:])
 write("reply", "rdlength-overrun", w[:-6] + b"\x01\x00" + w[-4:])
 write("reply", "ancount-too-big", w[:6] + b"\x00\x05" + w[8:])
+# Hostile upstreams (tests/e2e/test_hostile_upstream.py): options, OPTs, trailing bytes, CNAMEs.
+opt = lambda options: b"\x00" + struct.pack("!HHIH", 41, 1232, 0, len(options)) + options
+with_ar = lambda extra, n: w[:10] + struct.pack("!H", n) + w[12:] + extra
+write("reply", "hundreds-of-options",
+      with_ar(opt(b"".join(struct.pack("!HH", 65001 + i, 0) for i in range(300))), 1))
+write("reply", "option-overrun", with_ar(opt(struct.pack("!HH", 10, 8) + b"\x00" * 4), 1))
+write("reply", "two-opt", with_ar(opt(b"") + opt(b""), 2))
+write("reply", "trailing-bytes", w + b"\xde\xad\xbe\xef")
+# A CNAME whose target is a forward pointer to the next record's owner (ldns follows it).
+fwd = w[:6] + b"\x00\x02" + w[8:33]  # header (2 answers) and question
+fwd += b"\xc0\x0c" + struct.pack("!HHIH", 5, 1, 60, 2) + struct.pack("!H", 0xC000 | (len(fwd) + 14))
+fwd += b"\x03cdn\x07example\x03net\x00" + struct.pack("!HHIH", 1, 1, 60, 4) + bytes([192, 0, 2, 1])
+write("reply", "cname-forward-pointer", fwd)
 
 # ---- configs ----
 write("config", "full", """# every section
@@ -103,3 +116,5 @@ aa:bb:cc:dd:ee:ff = tv
 """)
 write("config", "crlf-bom", "\ufeff[server]\r\nlisten = 127.0.0.1:53 ; comment\r\n")
 write("config", "errors", "[server]\nlisten = 300.1.1.1\n[bogus]\nkey\n")
+write("config", "dot-upstream", "[upstream]\nservers = tls://9.9.9.9#dns.quad9.net, 192.0.2.1, "
+      "tls://[2620:fe::fe]:853, TLS://1.1.1.1#1.1.1.1\ntls_ca =\n")

@@ -14,6 +14,7 @@
 #include <netinet/in.h>
 
 #include "config.h"
+#include "tlscert.h"
 
 static struct config *load(const char *text, int expect_rc, char *err, size_t errlen)
 {
@@ -258,6 +259,138 @@ static void test_rate_limit(void **state)
     }
 }
 
+/* [server] tls_listen, tls_cert, tls_key, tls_max_connections (the DoT listener). */
+static void test_tls_listen(void **state)
+{
+    (void)state;
+    char err[256];
+    struct config *c = config_create();
+    assert_int_equal(c->n_tls_listen, 0); /* off by default */
+    assert_int_equal(c->tls_max_connections, 256);
+    config_destroy(c);
+    c = load("[server]\ntls_listen = 192.0.2.1, [::1]:8853\ntls_cert = /c.pem\ntls_key = /k.pem\n"
+             "tls_max_connections = 9\n",
+             0, err, sizeof err);
+    assert_int_equal(c->n_tls_listen, 2);
+    assert_int_equal(netaddr_port((struct sockaddr *)&c->tls_listen[0]), 853);
+    assert_int_equal(netaddr_port((struct sockaddr *)&c->tls_listen[1]), 8853);
+    assert_string_equal(c->tls_cert, "/c.pem");
+    assert_string_equal(c->tls_key, "/k.pem");
+    assert_int_equal(c->tls_max_connections, 9);
+    assert_int_equal(config_set(c, "server", "listen", "192.0.2.1:5300", err, sizeof err), 0);
+    assert_int_equal(config_finish(c, "/nonexistent", err, sizeof err), -1); /* no upstream */
+    assert_int_equal(config_set(c, "upstream", "servers", "192.0.2.9", err, sizeof err), 0);
+    assert_int_equal(config_finish(c, "/nonexistent", err, sizeof err), 0);
+    /* Off again; then the cert and key are not needed. */
+    assert_int_equal(config_set(c, "server", "tls_listen", "off", err, sizeof err), 0);
+    assert_int_equal(c->n_tls_listen, 0);
+    assert_int_equal(config_set(c, "server", "tls_key", "", err, sizeof err), 0);
+    assert_null(c->tls_key);
+    assert_int_equal(config_finish(c, "/nonexistent", err, sizeof err), 0);
+    config_destroy(c);
+
+    /* Errors name the line; the missing files name the line of tls_listen. */
+    expect_error("[server]\ntls_listen = 192.0.2.1:99999\n", "t.conf:2: tls_listen: ");
+    expect_error("[server]\n\ntls_max_connections = 0\n", "t.conf:3: tls_max_connections: ");
+    const char *finish_bad[][2] = {
+        {"[server]\n\ntls_listen = 127.0.0.1:853\ntls_cert = /c.pem\n",
+         "t.conf:3: tls_listen needs tls_cert and tls_key"},
+        {"[server]\ntls_key = /k.pem\ntls_listen = 127.0.0.1:853\n", "t.conf:3: tls_listen needs"},
+        /* The TCP port of a DNS listener: with SO_REUSEPORT both would bind and share it. */
+        {"[server]\nlisten = 127.0.0.1:853\ntls_listen = 127.0.0.1:853\ntls_cert = c\n"
+         "tls_key = k\n",
+         "t.conf:3: tls_listen 127.0.0.1:853 takes the TCP port of a listen address"},
+        {"[server]\nlisten = 0.0.0.0:853\ntls_listen = 127.0.0.1:853\ntls_cert = c\ntls_key = k\n",
+         "takes the TCP port"},
+        {"[server]\nlisten = [::1]:853\ntls_listen = [::]:853\ntls_cert = c\ntls_key = k\n",
+         "takes the TCP port"},
+    };
+    for (size_t i = 0; i < sizeof finish_bad / sizeof *finish_bad; i++) {
+        c = load(finish_bad[i][0], 0, err, sizeof err);
+        config_set(c, "upstream", "servers", "192.0.2.9", err, sizeof err);
+        err[0] = '\0';
+        assert_int_equal(config_finish(c, "/nonexistent", err, sizeof err), -1);
+        print_message("%s\n", err);
+        assert_non_null(strstr(err, finish_bad[i][1]));
+        config_destroy(c);
+    }
+    /* Other families and ports do not overlap. */
+    c = load("[server]\nlisten = 0.0.0.0:853, 127.0.0.1:53\ntls_listen = [::]:853, 127.0.0.1:8853\n"
+             "tls_cert = c\ntls_key = k\n",
+             0, err, sizeof err);
+    config_set(c, "upstream", "servers", "192.0.2.9", err, sizeof err);
+    assert_int_equal(config_finish(c, "/nonexistent", err, sizeof err), 0);
+    config_destroy(c);
+}
+
+/* [upstream] servers = tls://ADDR[:PORT][#NAME], mixed with plain servers; tls_ca. */
+static void test_tls_upstreams(void **state)
+{
+    (void)state;
+    char err[256], a[NETADDR_STRLEN + 300];
+    struct config *c = load("[upstream]\nservers = tls://192.0.2.1#Dns.Example., 192.0.2.2, "
+                            "TLS://[2001:db8::1]:8853, tls://192.0.2.3:853#192.0.2.30\n",
+                            0, err, sizeof err);
+    assert_int_equal(c->n_upstreams, 4);
+    assert_int_equal(netaddr_port((struct sockaddr *)&c->upstreams[0]), 853);
+    assert_string_equal(c->upstream_tls[0], "dns.example"); /* lower case, no trailing dot */
+    assert_null(c->upstream_tls[1]);
+    assert_int_equal(netaddr_port((struct sockaddr *)&c->upstreams[1]), 53);
+    assert_string_equal(c->upstream_tls[2], "2001:db8::1"); /* no #NAME: the address */
+    assert_string_equal(c->upstream_tls[3], "192.0.2.30");
+    const char *shown[] = {"tls://192.0.2.1:853#dns.example", "192.0.2.2:53",
+                           "tls://[2001:db8::1]:8853", "tls://192.0.2.3:853#192.0.2.30"};
+    for (size_t i = 0; i < 4; i++) {
+        config_format_upstream(c, i, a, sizeof a);
+        assert_string_equal(a, shown[i]);
+    }
+    assert_null(c->upstream_tls_ctx);
+    assert_int_equal(config_finish(c, "/nonexistent", err, sizeof err), 0);
+    assert_non_null(c->upstream_tls_ctx); /* the system store */
+    /* A flag replaces the list, names and all. */
+    assert_int_equal(config_set(c, "upstream", "servers", "192.0.2.9", err, sizeof err), 0);
+    assert_int_equal(c->n_upstreams, 1);
+    assert_null(c->upstream_tls[0]);
+    config_destroy(c);
+
+    /* tls_ca: loaded when read. */
+    char ca[] = "/tmp/telesink-test-ca-XXXXXX";
+    int fd = mkstemp(ca);
+    assert_true(fd >= 0);
+    close(fd);
+    EVP_PKEY *k = tc_key();
+    X509 *x = tc_cert(k, "test CA", NULL, 1, NULL, NULL);
+    tc_write(ca, x, NULL);
+    X509_free(x);
+    EVP_PKEY_free(k);
+    char text[256];
+    snprintf(text, sizeof text, "[upstream]\ntls_ca = %s\nservers = tls://192.0.2.1#a.example\n",
+             ca);
+    c = load(text, 0, err, sizeof err);
+    assert_string_equal(c->tls_ca, ca);
+    assert_non_null(c->upstream_tls_ctx);
+    assert_int_equal(config_finish(c, "/nonexistent", err, sizeof err), 0);
+    config_destroy(c);
+    unlink(ca);
+
+    expect_error("[upstream]\n\ntls_ca = /nonexistent/ca.pem\n",
+                 "t.conf:3: tls_ca: '/nonexistent/ca.pem': No such file");
+    expect_error("[upstream]\ntls_ca = /tmp\n", "t.conf:2: tls_ca: '/tmp': not a regular file");
+    expect_error("[upstream]\ntls_ca = /dev/null\n", "not a regular file");
+    expect_error("[upstream]\nservers = 192.0.2.1#dns.example\n",
+                 "t.conf:2: upstream: '192.0.2.1#dns.example': DNS over TLS is tls://");
+    expect_error("[upstream]\nservers = https://192.0.2.1\n", "DNS over TLS is tls://");
+    expect_error("[upstream]\nservers = tls://dns.example\n",
+                 "t.conf:2: upstream: 'tls://dns.example' is not tls://ADDR[:PORT]#NAME");
+    expect_error("[upstream]\nservers = tls://192.0.2.1:0#a.example\n", "is not tls://");
+    const char *bad_names[] = {"tls://192.0.2.1#", "tls://192.0.2.1#a..example",
+                               "tls://192.0.2.1#a!b", "tls://192.0.2.1#a/b", "tls://192.0.2.1#."};
+    for (size_t i = 0; i < sizeof bad_names / sizeof *bad_names; i++) {
+        snprintf(text, sizeof text, "[upstream]\nservers = %s\n", bad_names[i]);
+        expect_error(text, "is not a host name to verify");
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -269,6 +402,8 @@ int main(void)
         cmocka_unit_test(test_flags_replace_lists),
         cmocka_unit_test(test_rate_limit),
         cmocka_unit_test(test_own_interface_address_refused),
+        cmocka_unit_test(test_tls_listen),
+        cmocka_unit_test(test_tls_upstreams),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

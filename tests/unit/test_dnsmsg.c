@@ -402,6 +402,71 @@ static void test_reply_scan_malformed(void **state)
     assert_int_equal(dnsmsg_reply_scan(p.b, p.n, &info), -1);
 }
 
+/* The OPT's RDLENGTH is the last two bytes make_reply() wrote: add n empty options. */
+static void add_options(struct pkt *p, unsigned n, uint16_t claimed_len)
+{
+    size_t rdlen_at = p->n - 2;
+    for (unsigned i = 0; i < n; i++) {
+        put16(p, (uint16_t)(65001 + i));
+        put16(p, claimed_len);
+    }
+    p->b[rdlen_at] = (uint8_t)((4 * n) >> 8);
+    p->b[rdlen_at + 1] = (uint8_t)(4 * n);
+}
+
+/* Hostile upstreams (issue 8): what ldns accepts but we do not. */
+static void test_reply_scan_hostile(void **state)
+{
+    (void)state;
+    struct pkt p;
+    struct dnsmsg_reply_info info;
+
+    /* EDNS options: a few are fine, more than 64 are not, nor one longer than the RDATA. */
+    make_reply(&p, 1, "example.com", true);
+    add_options(&p, 64, 0);
+    assert_int_equal(dnsmsg_reply_scan(p.b, p.n, &info), 0);
+    make_reply(&p, 1, "example.com", true);
+    add_options(&p, 65, 0);
+    assert_int_equal(dnsmsg_reply_scan(p.b, p.n, &info), -1);
+    make_reply(&p, 1, "example.com", true);
+    add_options(&p, 1, 8); /* claims 8 bytes, has none */
+    assert_int_equal(dnsmsg_reply_scan(p.b, p.n, &info), -1);
+
+    /* Bytes after the last record. */
+    make_reply(&p, 1, "example.com", false);
+    put16(&p, 0xDEAD);
+    assert_int_equal(dnsmsg_reply_scan(p.b, p.n, &info), -1);
+
+    /* A CNAME whose target is a forward pointer (to the next record's owner). */
+    header(&p, 1, 0x8180, 1, 2, 0, 0);
+    question(&p, "example.com", TYPE_A);
+    put16(&p, 0xC00C);
+    put16(&p, TYPE_CNAME);
+    put16(&p, 1);
+    put32(&p, 60);
+    put16(&p, 2);
+    put16(&p, (uint16_t)(0xC000 | (p.n + 2)));
+    put_name(&p, "tracker.test");
+    put16(&p, TYPE_A);
+    put16(&p, 1);
+    put32(&p, 60);
+    put16(&p, 4);
+    put32(&p, 0xC0000201);
+    assert_int_equal(dnsmsg_reply_scan(p.b, p.n, &info), -1);
+
+    /* A CNAME target with RDATA left over after the name. */
+    header(&p, 1, 0x8180, 1, 1, 0, 0);
+    question(&p, "example.com", TYPE_A);
+    put16(&p, 0xC00C);
+    put16(&p, TYPE_CNAME);
+    put16(&p, 1);
+    put32(&p, 60);
+    put16(&p, 4);
+    put16(&p, 0xC00C);
+    put16(&p, 0);
+    assert_int_equal(dnsmsg_reply_scan(p.b, p.n, &info), -1);
+}
+
 static void client_query(struct dnsmsg_query *q, const char *name, bool edns, uint16_t size)
 {
     struct pkt p;
@@ -1096,6 +1161,7 @@ int main(void)
         cmocka_unit_test(test_reply_matches),
         cmocka_unit_test(test_reply_scan_good),
         cmocka_unit_test(test_reply_scan_malformed),
+        cmocka_unit_test(test_reply_scan_hostile),
         cmocka_unit_test(test_client_reply_rewrite),
         cmocka_unit_test(test_client_reply_truncates),
         cmocka_unit_test(test_client_reply_extended_rcode),

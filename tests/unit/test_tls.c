@@ -711,6 +711,52 @@ static void test_ctx_errors(void **state)
     tls_conn_free(NULL);
 }
 
+/* The client's name from its SNI: exactly one label under a wildcard name of the certificate. */
+static void test_client_name(void **state)
+{
+    (void)state;
+    struct tls_ctx *sctx = server_ctx(), *cctx = client_ctx(ca_pem);
+    const char *long_label = "a123456789b123456789c123456789d123456789e123456789f123456789abcd"
+                             ".dns.example.test"; /* 64 characters */
+    struct {
+        const char *sni, *name;
+    } cases[] = {
+        {HOST, "redmi"},
+        {"Pixel-7.DNS.Example.TEST", "pixel-7"},
+        {"redmi.dns.example.test.", "redmi"},
+        {"a.b.dns.example.test", ""},
+        {"dns.example.test", ""},
+        {".dns.example.test", ""},
+        {"bad_label.dns.example.test", ""},
+        {"redmi.dns.example.test.evil", ""},
+        {"redmi.xdns.example.test", ""},
+        {"redmi.other.test", ""},
+        {long_label, ""},
+        {NULL, ""}, /* no SNI */
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        struct tls_conn *s = tls_conn_new(sctx, NULL), *c = tls_conn_new(cctx, cases[i].sni);
+        assert_non_null(s);
+        assert_non_null(c);
+        char out[64] = "unchanged";
+        assert_int_equal(tls_conn_client_name(s, out, sizeof out), 0); /* no ClientHello yet */
+        uint8_t hello[4096];
+        size_t n = tls_conn_take(c, hello, sizeof hello);
+        assert_int_equal(tls_conn_feed(s, hello, n), 0);
+        assert_int_equal(tls_conn_client_name(s, out, sizeof out), strlen(cases[i].name));
+        if (cases[i].name[0])
+            assert_string_equal(out, cases[i].name);
+        assert_int_equal(tls_conn_client_name(s, out, 5), 0); /* no room for "redmi" + NUL */
+        assert_int_equal(tls_conn_client_name(c, out, sizeof out), 0); /* client side */
+        tls_conn_free(s);
+        tls_conn_free(c);
+    }
+    assert_non_null(strstr(tls_ctx_describe(sctx), "*.dns.example.test; serial 02, expires "));
+    assert_string_equal(tls_ctx_describe(cctx), "");
+    tls_ctx_unref(sctx);
+    tls_ctx_unref(cctx);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -728,6 +774,7 @@ int main(void)
         cmocka_unit_test(test_before_handshake),
         cmocka_unit_test(test_feed_limit),
         cmocka_unit_test(test_ctx_errors),
+        cmocka_unit_test(test_client_name),
     };
     return cmocka_run_group_tests(tests, make_certs, remove_certs);
 }
