@@ -49,10 +49,11 @@ struct list_ident {
 };
 
 /*
- * bytes -> id (names, binary client and upstream keys); cleared whole when half full, after a
- * rolled-back transaction, or (clients) after a reload changed names or anonymisation. A slot
- * holds the hash, the id and where the key's bytes are in one arena, so a lookup reads one
- * slot and one key: this runs for every logged query.
+ * bytes -> id (names, binary client and upstream keys). Doubled when half full, up to
+ * max_slots (a busy network's names of a minute fit), then cleared whole; also cleared after a
+ * rolled-back transaction, every few minutes (last_seen), and (clients) after a reload changed
+ * names or anonymisation. A slot holds the hash, the id and where the key's bytes are in one
+ * arena, so a lookup reads one slot and one key: this runs for every logged query.
  */
 struct idslot {
     uint64_t hash; /* 0 = empty */
@@ -61,7 +62,7 @@ struct idslot {
 };
 
 struct idmap {
-    size_t slots; /* a power of two */
+    size_t slots, max_slots; /* powers of two */
     struct idslot *slot;
     char *keys;
     size_t keys_used, keys_cap;
@@ -146,9 +147,12 @@ struct qlog *qlog_create(struct config *cfg, unsigned nrings)
     pthread_condattr_destroy(&ca);
     q->cfg = config_ref(cfg);
     /* Sized for a busy household: 200k distinct names before the cache starts over. */
-    q->domains.slots = 1u << 18;
-    q->clients.slots = 1u << 12;
-    q->upstreams.slots = 1u << 6;
+    q->domains.slots = 1u << 14;
+    q->domains.max_slots = 1u << 19; /* 262,144 names at most: 12 MiB of slots */
+    q->clients.slots = 1u << 10;
+    q->clients.max_slots = 1u << 14;
+    q->upstreams.slots = 1u << 4;
+    q->upstreams.max_slots = 1u << 8;
     return q;
 fail:
     if (q->rings) {
@@ -333,10 +337,31 @@ static int64_t idmap_get(const struct idmap *m, const void *key, size_t len, uin
     return 0;
 }
 
+/* Twice the slots, the same keys. false when out of memory. */
+static bool idmap_grow(struct idmap *m)
+{
+    size_t slots = m->slots * 2;
+    struct idslot *n = calloc(slots, sizeof *n);
+    if (!n)
+        return false;
+    for (size_t i = 0; m->slot && i < m->slots; i++) {
+        if (!m->slot[i].hash)
+            continue;
+        size_t j = m->slot[i].hash & (slots - 1);
+        while (n[j].hash)
+            j = (j + 1) & (slots - 1);
+        n[j] = m->slot[i];
+    }
+    free(m->slot);
+    m->slot = n;
+    m->slots = slots;
+    return true;
+}
+
 static void idmap_put(struct idmap *m, const void *key, size_t len, uint64_t h, int64_t id)
 {
-    if (m->count * 2 >= m->slots)
-        idmap_clear(m); /* half full: start over (ids are read back from the database) */
+    if (m->count * 2 >= m->slots && (m->slots >= m->max_slots || !idmap_grow(m)))
+        idmap_clear(m); /* half full at its largest: start over (ids come from the database) */
     if (m->keys_used + len > m->keys_cap) {
         size_t cap = m->keys_cap ? m->keys_cap * 2 : m->slots * 16;
         if (cap > UINT32_MAX) {
