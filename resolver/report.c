@@ -650,11 +650,10 @@ static const char *domain_name(struct collect *c, sqlite3_stmt *st, int64_t id)
     return name;
 }
 
-static const char *const *sort_names; /* for cmp_name: qsort has no context argument */
-
-static int cmp_name(const void *a, const void *b)
+static int cmp_name(const void *a, const void *b, void *names)
 {
-    return strcmp(sort_names[*(const uint32_t *)a], sort_names[*(const uint32_t *)b]);
+    const char *const *n = names;
+    return strcmp(n[*(const uint32_t *)a], n[*(const uint32_t *)b]);
 }
 
 /*
@@ -681,8 +680,7 @@ static int rank_names(struct collect *c, struct hit *all, size_t n, sqlite3_stmt
     for (size_t id = 1; id < c->n_names; id++)
         if (c->names[id])
             ids[k++] = (uint32_t)id;
-    sort_names = c->names;
-    qsort(ids, k, sizeof *ids, cmp_name);
+    qsort_r(ids, k, sizeof *ids, cmp_name, c->names);
     for (size_t i = 0; i < k; i++)
         rank[ids[i]] = (uint32_t)i + 1;
     for (size_t i = 0; i < n; i++)
