@@ -52,20 +52,9 @@ else()
        GROUP_READ WORLD_READ FILES "${_conf_src}")
 endif()
 
-# The systemd unit, naming the installed binary and configuration.
-if(TELESINK_UNITDIR)
-  _telesink_dir(_unitdir "${TELESINK_UNITDIR}")
-  file(READ "${TELESINK_SOURCE_DIR}/contrib/systemd/telesink.service" _unit)
-  string(REPLACE "/usr/bin/telesink" "${_bindir}/telesink" _unit "${_unit}")
-  string(REPLACE "/etc/telesink/telesink.conf" "${_etc}/telesink/telesink.conf" _unit "${_unit}")
-  file(MAKE_DIRECTORY "${TELESINK_BINARY_DIR}/install")
-  file(WRITE "${TELESINK_BINARY_DIR}/install/telesink.service" "${_unit}")
-  file(INSTALL DESTINATION "${_unitdir}" TYPE FILE PERMISSIONS OWNER_READ OWNER_WRITE GROUP_READ
-       WORLD_READ FILES "${TELESINK_BINARY_DIR}/install/telesink.service")
-endif()
-
-# The nightly report: units and the cron.d file naming the installed job and binary.
-function(_telesink_nightly src dir name)
+# A file from the source tree with the installed paths in place of the packaged ones (the
+# binary, the nightly job, the configuration), installed into dir as name.
+function(_telesink_with_paths src dir name)
   file(READ "${TELESINK_SOURCE_DIR}/${src}" _text)
   string(REPLACE "/usr/libexec/telesink/nightly-report" "${_libexecdir}/telesink/nightly-report"
          _text "${_text}")
@@ -76,8 +65,12 @@ function(_telesink_nightly src dir name)
   file(INSTALL DESTINATION "${dir}" TYPE FILE PERMISSIONS OWNER_READ OWNER_WRITE GROUP_READ
        WORLD_READ FILES "${TELESINK_BINARY_DIR}/install/${name}")
 endfunction()
+
+# The systemd units (the service and the nightly report), and the nightly report for cron.
 if(TELESINK_UNITDIR)
-  _telesink_nightly(contrib/systemd/telesink-report.service "${_unitdir}" telesink-report.service)
-  _telesink_nightly(contrib/systemd/telesink-report.timer "${_unitdir}" telesink-report.timer)
+  _telesink_dir(_unitdir "${TELESINK_UNITDIR}")
+  foreach(_unit telesink.service telesink-report.service telesink-report.timer)
+    _telesink_with_paths(contrib/systemd/${_unit} "${_unitdir}" ${_unit})
+  endforeach()
 endif()
-_telesink_nightly(contrib/cron/telesink "${_datadir}/telesink/cron.d" telesink)
+_telesink_with_paths(contrib/cron/telesink "${_datadir}/telesink/cron.d" telesink)
