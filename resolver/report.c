@@ -110,6 +110,8 @@ static int parse_relative(const char *s, int64_t base_ms, int64_t *ms)
     }
     if (n > (unsigned long long)(100 * 366 * 86400000LL / unit)) /* a century is enough */
         return -1;
+    if ((int64_t)n * unit > base_ms)
+        return -1; /* before 1970: the log has nothing there, and windows start at 0 */
     *ms = base_ms - (int64_t)n * unit;
     return 0;
 }

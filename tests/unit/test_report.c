@@ -89,6 +89,8 @@ static void test_invalid(void **state)
         "2026-11-01T06:00 Z",
         "2026-11-01x",
         "1969-12-31",
+        "3300w",
+        "21000d",
     };
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
         int64_t ms = 42;
