@@ -15,6 +15,7 @@
 #include "lists.h"
 #include "paths.h"
 #include "policy.h"
+#include "wire.h"
 
 #define EXIT_USAGE 2
 
@@ -75,10 +76,7 @@ static char *xstrdup(const char *s)
 
 static uint64_t str_hash(const char *s, size_t n)
 {
-    uint64_t h = 1469598103934665603ULL;
-    for (size_t i = 0; i < n; i++)
-        h = (h ^ (unsigned char)s[i]) * 1099511628211ULL;
-    return h;
+    return fnv1a(s, n, FNV1A_SEED);
 }
 
 static void map_grow(struct catalog *c)

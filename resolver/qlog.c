@@ -296,11 +296,7 @@ void qlog_get_stats(struct qlog *q, struct qlog_stats *out)
 
 static uint64_t bytes_hash(const void *p, size_t n)
 {
-    const uint8_t *b = p;
-    uint64_t h = 1469598103934665603ULL ^ n;
-    for (size_t i = 0; i < n; i++)
-        h = (h ^ b[i]) * 1099511628211ULL;
-    h = fmix64(h);
+    uint64_t h = fmix64(fnv1a(p, n, FNV1A_SEED ^ n));
     return h ? h : 1;
 }
 

@@ -198,10 +198,7 @@ struct strmap {
 
 static uint64_t str_hash(const char *s)
 {
-    uint64_t h = 1469598103934665603ULL;
-    for (; *s; s++)
-        h = (h ^ (uint8_t)*s) * 1099511628211ULL;
-    return h;
+    return fnv1a(s, strlen(s), FNV1A_SEED);
 }
 
 /* The index of key, added (as n) when missing. -1 on memory failure. */

@@ -39,6 +39,16 @@ static inline uint8_t dns_lower(uint8_t c)
     return (c >= 'A' && c <= 'Z') ? (uint8_t)(c + 32) : c;
 }
 
+/* FNV-1a over n bytes from seed (start with FNV1A_SEED): cheap, for tables of our own keys. */
+#define FNV1A_SEED 1469598103934665603ULL
+static inline uint64_t fnv1a(const void *p, size_t n, uint64_t seed)
+{
+    const uint8_t *b = p;
+    for (size_t i = 0; i < n; i++)
+        seed = (seed ^ b[i]) * 1099511628211ULL;
+    return seed;
+}
+
 /* MurmurHash3's finaliser: spreads every input bit over the whole word. */
 static inline uint64_t fmix64(uint64_t k)
 {
