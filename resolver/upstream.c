@@ -9,8 +9,21 @@
 #include "dotpool.h"
 #include "log.h"
 #include "netaddr.h"
+#include "wire.h"
 
 #define BUCKETS 4096 /* power of two */
+
+/*
+ * Plain-DNS tries share connected UDP sockets: each server has one current socket, which takes
+ * UDP_SOCK_USES queries and is then retired (it closes when its last try is over) for a fresh
+ * one on a new kernel-random port. A socket, socket() + connect() + epoll registration + close()
+ * per query were most of a cache miss's cost. What a blind spoofer must guess stays the same:
+ * the port is random and unobservable off the path (a connected socket takes datagrams only
+ * from its server, and a probe from anyone else draws the same ICMP unreachable as a closed
+ * port), and the ID is 16 random bits, distinct among the tries waiting on the socket.
+ */
+#define UDP_SOCK_USES    100
+#define UDP_SOCK_BUCKETS 64 /* power of two: tries waiting on a socket, by ID */
 
 /*
  * The servers a question was first asked with; shared by reference until the last try. A reload
@@ -21,16 +34,32 @@ struct server_list {
     unsigned refs;
     size_t n;
     struct dotpool **pools; /* per server: its DoT connections (NULL: plain); NULL if no tls:// */
+    struct udp_sock **udp;  /* per server: the socket new plain tries go on (NULL: none yet) */
     struct sockaddr_storage addr[];
 };
 
 struct pend;
+struct upstream;
 
-/* One UDP try: lives from the send until its socket is closed (free in the close callback). */
-struct udp_try {
+/*
+ * A connected UDP socket to one server, shared by up to UDP_SOCK_USES tries. Lives from its
+ * first try until it is retired (used up, its server list gone, or an error) and its last try
+ * is over; freed in the close callback.
+ */
+struct udp_sock {
     uv_udp_t handle;
-    uv_udp_send_t send;
-    struct pend *pend; /* NULL once the try is over: late datagrams are then ignored */
+    struct upstream *up;
+    struct udp_sock **slot; /* the server list's pointer to it while current; NULL: retired */
+    unsigned uses;          /* tries sent on it */
+    unsigned waiting;       /* tries waiting on it for their reply */
+    struct sockaddr_storage server;
+    struct pend *byid[UDP_SOCK_BUCKETS];
+};
+
+/* A datagram that could not leave at once (EAGAIN): its own copy, freed when it is sent. */
+struct udp_send {
+    uv_udp_send_t req;
+    uint8_t msg[];
 };
 
 /* One TCP try (after TC=1): lives from connect until the socket is closed. */
@@ -63,7 +92,8 @@ struct pend {
     uint64_t deadline; /* loop time after which clients get SERVFAIL */
     uint16_t id;       /* ID of the current try */
     size_t query_len;
-    struct udp_try *udp;
+    struct udp_sock *sock;     /* the current UDP try's socket */
+    struct pend *next_on_sock; /* in sock->byid[id % UDP_SOCK_BUCKETS] */
     struct tcp_try *tcp;
     struct dotpool_query dot; /* the current try, when on a tls:// server's connection */
     uv_timer_t timer;
@@ -79,7 +109,7 @@ struct upstream {
     struct upstream_stats *stats;
     size_t nwaiting; /* clients waiting for an answer: max_pending caps these */
     size_t npending; /* entries in the table */
-    size_t nalive;   /* entries not yet freed (closing ones included) */
+    size_t nalive;   /* entries and UDP sockets not yet freed (closing ones included) */
     bool closing;
     size_t rand_pos;
     uint8_t rand[256];
@@ -88,6 +118,7 @@ struct upstream {
 };
 
 static void pend_try(struct pend *p);
+static void udp_sock_retire(struct udp_sock *s);
 static void dot_reply(struct dotpool_query *q, const uint8_t *msg, size_t len);
 static void dot_failed(struct dotpool_query *q);
 
@@ -156,7 +187,12 @@ static void server_list_unref(struct server_list *l)
         if (l->pools[i])
             dotpool_close(l->pools[i]);
     }
+    for (size_t i = 0; i < l->n; i++) {
+        if (l->udp[i])
+            udp_sock_retire(l->udp[i]);
+    }
     free(l->pools);
+    free(l->udp);
     free(l);
 }
 
@@ -173,6 +209,10 @@ static struct server_list *server_list_create(struct upstream *u,
     l->refs = 1;
     l->n = n;
     l->pools = NULL;
+    if (!(l->udp = calloc(n ? n : 1, sizeof *l->udp))) {
+        free(l);
+        return NULL;
+    }
     memcpy(l->addr, servers, n * sizeof l->addr[0]);
     for (size_t i = 0; tls_names && i < n; i++) {
         if (!tls_names[i])
@@ -246,11 +286,6 @@ size_t upstream_pending(const struct upstream *u)
     return u->npending;
 }
 
-static void udp_try_free(uv_handle_t *h)
-{
-    free(h->data);
-}
-
 static void tcp_try_free(uv_handle_t *h)
 {
     struct tcp_try *t = h->data;
@@ -258,14 +293,60 @@ static void tcp_try_free(uv_handle_t *h)
     free(t);
 }
 
-/* End the current tries: their sockets close, and late packets find no pending entry. */
+/* The struct is freed once the last pending entry and socket are gone after upstream_close. */
+static void upstream_release(struct upstream *u)
+{
+    if (--u->nalive == 0 && u->closing)
+        free(u);
+}
+
+static void udp_sock_free(uv_handle_t *h)
+{
+    struct udp_sock *s = h->data;
+    struct upstream *u = s->up;
+    free(s);
+    upstream_release(u);
+}
+
+/* No new tries on s; it closes once no try waits on it. */
+static void udp_sock_retire(struct udp_sock *s)
+{
+    if (s->slot) {
+        *s->slot = NULL;
+        s->slot = NULL;
+    }
+    if (s->waiting == 0 && !uv_is_closing((uv_handle_t *)&s->handle))
+        uv_close((uv_handle_t *)&s->handle, udp_sock_free);
+}
+
+/* p's try on its socket is over: a late reply to its ID is ignored from now on. */
+static void udp_sock_detach(struct pend *p)
+{
+    struct udp_sock *s = p->sock;
+    struct pend **pp = &s->byid[p->id & (UDP_SOCK_BUCKETS - 1)];
+    while (*pp && *pp != p)
+        pp = &(*pp)->next_on_sock;
+    if (*pp)
+        *pp = p->next_on_sock;
+    p->sock = NULL;
+    s->waiting--;
+    if (!s->slot)
+        udp_sock_retire(s);
+}
+
+static struct pend *udp_sock_find(const struct udp_sock *s, uint16_t id)
+{
+    struct pend *p = s->byid[id & (UDP_SOCK_BUCKETS - 1)];
+    while (p && p->id != id)
+        p = p->next_on_sock;
+    return p;
+}
+
+/* End the current tries: late packets find no pending entry. */
 static void pend_stop_tries(struct pend *p)
 {
-    if (p->udp) {
-        p->udp->pend = NULL;
-        uv_close((uv_handle_t *)&p->udp->handle, udp_try_free);
-        p->udp = NULL;
-    }
+    if (p->sock)
+        udp_sock_detach(p);
     if (p->tcp) {
         p->tcp->pend = NULL;
         uv_close((uv_handle_t *)&p->tcp->handle, tcp_try_free);
@@ -280,10 +361,7 @@ static void pend_free(uv_handle_t *h)
     struct upstream *u = p->up;
     server_list_unref(p->servers);
     free(p);
-    if (--u->nalive == 0 && u->closing) {
-        server_list_unref(u->servers);
-        free(u);
-    }
+    upstream_release(u);
 }
 
 static void pend_unlink(struct pend *p)
@@ -348,46 +426,52 @@ static void pend_demote_server(struct pend *p)
         u->preferred = (p->server + 1) % (unsigned)u->servers->n;
 }
 
+/*
+ * s failed (an ICMP unreachable reported as ECONNREFUSED, or a send error): no new tries on
+ * it, and every try waiting on it goes on to the next server at once.
+ */
+static void udp_sock_failed(struct udp_sock *s, int err)
+{
+    struct upstream *u = s->up;
+    log_debug("upstream", "udp: %s", uv_strerror(err));
+    udp_sock_retire(s);
+    /* s is freed only in a later close callback, however its tries end. */
+    for (size_t b = 0; b < UDP_SOCK_BUCKETS; b++) {
+        struct pend *p;
+        while ((p = s->byid[b]) != NULL) {
+            if (err == UV_ECONNREFUSED)
+                u->stats->unreachable++;
+            pend_demote_server(p);
+            pend_next(p);
+        }
+    }
+}
+
 static void udp_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 {
     (void)suggested;
-    struct udp_try *t = h->data;
+    struct udp_sock *s = h->data;
     /* Only the loop thread runs callbacks, so one buffer per upstream is enough. */
-    struct upstream *u = t->pend ? t->pend->up : NULL;
-    if (!u) {
-        buf->base = NULL;
-        buf->len = 0;
-        return;
-    }
-    buf->base = (char *)u->rbuf;
-    buf->len = sizeof u->rbuf;
+    buf->base = (char *)s->up->rbuf;
+    buf->len = sizeof s->up->rbuf;
 }
 
 static void udp_recv(uv_udp_t *h, ssize_t nread, const uv_buf_t *buf, const struct sockaddr *addr,
                      unsigned flags)
 {
     (void)buf;
-    struct udp_try *t = h->data;
-    struct pend *p = t->pend;
-    if (!p)
-        return;
+    struct udp_sock *s = h->data;
+    struct upstream *u = s->up;
     if (nread < 0) {
         /* The socket is connected, so the kernel reports an ICMP port unreachable (nobody
-         * serves DNS there) here, as ECONNREFUSED: go on to the next server at once. */
-        log_debug("upstream", "receive error: %s", uv_strerror((int)nread));
-        p->up->stats->unreachable++;
-        pend_demote_server(p);
-        pend_next(p);
+         * serves DNS there) here, as ECONNREFUSED: its tries go on to the next server. */
+        udp_sock_failed(s, (int)nread);
         return;
     }
     if (nread == 0 && addr == NULL)
         return; /* nothing more to read */
-    if (flags & UV_UDP_PARTIAL) {
-        p->up->stats->malformed++;
-        return;
-    }
-    if (!netaddr_equal(addr, (const struct sockaddr *)&p->servers->addr[p->server])) {
-        p->up->stats->bad_source++;
+    if (!netaddr_equal(addr, (const struct sockaddr *)&s->server)) {
+        u->stats->bad_source++;
         if (log_enabled(LOG_DEBUG)) {
             char a[NETADDR_STRLEN];
             netaddr_format(addr, true, a, sizeof a);
@@ -395,7 +479,17 @@ static void udp_recv(uv_udp_t *h, ssize_t nread, const uv_buf_t *buf, const stru
         }
         return;
     }
-    on_reply(p, p->up->rbuf, (size_t)nread, false);
+    struct pend *p = nread >= DNS_HEADER_LEN ? udp_sock_find(s, rd16(u->rbuf)) : NULL;
+    if (!p) { /* a late reply to a try that timed out, or a guess */
+        u->stats->mismatched++;
+        log_debug("upstream", "ignored a reply with an ID no try waits for");
+        return;
+    }
+    if (flags & UV_UDP_PARTIAL) {
+        u->stats->malformed++;
+        return;
+    }
+    on_reply(p, u->rbuf, (size_t)nread, false);
 }
 
 static void tcp_written(uv_write_t *req, int status)
@@ -572,6 +666,66 @@ static void dot_failed(struct dotpool_query *q)
     pend_next(p);
 }
 
+/*
+ * The socket plain tries to server i of l go on: the current one, or a new one connected to the
+ * server (bound to the wildcard address and a port the kernel picks: datagrams from anyone else
+ * never reach it, and an ICMP unreachable is reported to it, see udp_recv). NULL on failure.
+ */
+static struct udp_sock *udp_sock_get(struct upstream *u, struct server_list *l, unsigned i)
+{
+    if (l->udp[i])
+        return l->udp[i];
+    struct udp_sock *s = calloc(1, sizeof *s);
+    if (!s)
+        return NULL;
+    s->up = u;
+    s->handle.data = s;
+    memcpy(&s->server, &l->addr[i], sizeof s->server);
+    int rc = uv_udp_init(u->loop, &s->handle);
+    if (rc < 0) {
+        free(s);
+        log_debug("upstream", "udp socket: %s", uv_strerror(rc));
+        return NULL;
+    }
+    u->nalive++;
+    rc = uv_udp_connect(&s->handle, (const struct sockaddr *)&s->server);
+    if (rc == 0)
+        rc = uv_udp_recv_start(&s->handle, udp_alloc, udp_recv);
+    if (rc < 0) {
+        log_debug("upstream", "udp socket: %s", uv_strerror(rc));
+        uv_close((uv_handle_t *)&s->handle, udp_sock_free);
+        return NULL;
+    }
+    s->slot = &l->udp[i];
+    l->udp[i] = s;
+    return s;
+}
+
+static void udp_send_done(uv_udp_send_t *req, int status)
+{
+    (void)status; /* a lost datagram is a try that times out */
+    free(req->data);
+}
+
+/* Send msg on s now, or queue a copy of it when the socket's buffer is full. */
+static int udp_sock_send(struct udp_sock *s, const uint8_t *msg, size_t len)
+{
+    uv_buf_t b = uv_buf_init((char *)msg, (unsigned)len);
+    int rc = uv_udp_try_send(&s->handle, &b, 1, NULL);
+    if (rc != UV_EAGAIN)
+        return rc < 0 ? rc : 0;
+    struct udp_send *q = malloc(sizeof *q + len);
+    if (!q)
+        return UV_ENOMEM;
+    memcpy(q->msg, msg, len);
+    q->req.data = q;
+    b = uv_buf_init((char *)q->msg, (unsigned)len);
+    rc = uv_udp_send(&q->req, &s->handle, &b, 1, NULL, udp_send_done);
+    if (rc < 0)
+        free(q);
+    return rc;
+}
+
 /* Start the next try, or fail the question when every server was tried or time is up. */
 static void pend_try(struct pend *p)
 {
@@ -583,7 +737,6 @@ static void pend_try(struct pend *p)
     }
     p->server = (p->first + p->tries) % (unsigned)p->servers->n;
     p->tries++;
-    const struct sockaddr *server = (const struct sockaddr *)&p->servers->addr[p->server];
 
     uint64_t wait = u->timeout_ms;
     if (now + wait > p->deadline)
@@ -605,31 +758,25 @@ static void pend_try(struct pend *p)
         return; /* p may be over already when the pool knew of a failure at once */
     }
 
-    struct udp_try *t = calloc(1, sizeof *t);
-    if (!t)
-        return; /* the timer moves on */
-    t->pend = p;
-    t->handle.data = t;
-    if (uv_udp_init(u->loop, &t->handle) < 0) {
-        free(t);
+    struct udp_sock *sock = udp_sock_get(u, p->servers, p->server);
+    if (!sock) {
+        pend_next(p);
         return;
     }
-    p->udp = t;
-    pend_build_query(p);
-    /* Connected (bound to the wildcard address and a port the kernel picks): datagrams from
-     * anyone else never reach us, and an ICMP unreachable ends the try at once (udp_recv). */
-    int rc = uv_udp_connect(&t->handle, server);
-    if (rc == 0)
-        rc = uv_udp_recv_start(&t->handle, udp_alloc, udp_recv);
-    if (rc == 0) {
-        uv_buf_t b = uv_buf_init((char *)p->query, (unsigned)p->query_len);
-        rc = uv_udp_try_send(&t->handle, &b, 1, NULL);
-        if (rc == UV_EAGAIN)
-            rc = uv_udp_send(&t->send, &t->handle, &b, 1, NULL, NULL);
-    }
+    /* A fresh ID for this try, distinct from those waiting on the same socket. */
+    do
+        pend_build_query(p);
+    while (udp_sock_find(sock, p->id));
+    struct pend **head = &sock->byid[p->id & (UDP_SOCK_BUCKETS - 1)];
+    p->next_on_sock = *head;
+    *head = p;
+    p->sock = sock;
+    sock->waiting++;
+    if (++sock->uses >= UDP_SOCK_USES)
+        udp_sock_retire(sock); /* closes once the last of its tries is over */
+    int rc = udp_sock_send(sock, p->query, p->query_len);
     if (rc < 0) {
-        log_debug("upstream", "send: %s", uv_strerror(rc));
-        pend_next(p);
+        udp_sock_failed(sock, rc); /* p and every try waiting on it: the next server */
         return;
     }
     u->stats->sent++;
@@ -697,8 +844,8 @@ void upstream_close(struct upstream *u)
         while (u->buckets[b])
             pend_finish(u->buckets[b], -ESHUTDOWN, NULL, 0, NULL);
     }
-    if (u->nalive == 0) {
-        server_list_unref(u->servers);
+    server_list_unref(u->servers); /* its sockets close once their tries are over */
+    u->servers = NULL;
+    if (u->nalive == 0)
         free(u);
-    }
 }

@@ -3,13 +3,16 @@
  *
  * One `struct upstream` per serving loop. Each distinct question in flight is a pending entry
  * (coalesced: a second client asking the same name, type, class, DO and CD bits joins the first
- * one's wait instead of sending again). Every try uses a fresh UDP socket (a kernel-random
- * source port), connected to the server, and a fresh ID from getrandom(); a reply is accepted
- * only from the address and port we sent to (the kernel drops anything else), with that ID and
- * that question; anything else is counted and ignored, and the genuine reply is still awaited.
+ * one's wait instead of sending again). Tries go on UDP sockets connected to the server, each
+ * on a kernel-random source port and used for at most 100 tries (then a fresh one), with a fresh
+ * ID from getrandom() distinct from the other tries waiting on that socket; a reply is accepted
+ * only from the address and port we sent to (the kernel drops anything else), with a waiting
+ * try's ID and that try's question; anything else is counted and ignored, and the genuine reply
+ * is still awaited.
  * Every query carries our loop marker (dnsmsg.h), so that one forwarded back to us is
  * recognised (upstream_query_is_ours) and answered SERVFAIL instead of going round again. A try
- * times out after timeout_ms, or ends at once on an ICMP unreachable, and the next server is
+ * times out after timeout_ms, or ends at once on an ICMP unreachable (with every other try on
+ * that socket), and the next server is
  * asked; a reply with TC=1 is asked again over TCP; all waiters fail (SERVFAIL) when every
  * server failed or UPSTREAM_BUDGET_MS has passed. At most max_pending clients wait at once.
  *

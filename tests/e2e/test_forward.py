@@ -1,5 +1,6 @@
 """Forwarding: dig and kdig over UDP and TCP, IPv4 and IPv6, to IPv4 and IPv6 upstreams, and
 to a real dnsmasq as upstream; letter case echoed; pipelined TCP; identical questions coalesced."""
+import collections
 import shutil
 import socket
 import subprocess
@@ -55,18 +56,23 @@ class Forwarding(unittest.TestCase):
             self.assertEqual(q.payload, 1232)
 
     def test_upstream_query_has_random_id_and_port(self):
-        with FakeUpstream(zone=ZONE) as up, Telesink(upstreams=[up.addr]) as ts:
-            for i in range(12):
-                wire = query_wire("n%d.example.test" % i, qid=0x4242)
-                with udp_socket(ts.v4) as s:
-                    s.send(wire)
+        # Tries share a connected socket for at most 100 queries, then a fresh one on a new
+        # kernel-random port; every query has its own random ID (not the client's).
+        with FakeUpstream(zone=ZONE) as up, \
+                Telesink(upstreams=[up.addr], config="[server]\nthreads = 1\n") as ts:
+            with udp_socket(ts.v4) as s:
+                for i in range(250):
+                    s.send(query_wire("n%d.example.test" % i, qid=0x4242))
                     r = dns.message.from_wire(s.recv(65535))
                     self.assertEqual(r.id, 0x4242)
-            ids = {q.id for _, q, _ in up.queries}
-            ports = {addr[1] for _, _, addr in up.queries}
+            ids = [q.id for _, q, _ in up.queries]
+            ports = collections.Counter(addr[1] for _, _, addr in up.queries)
+            self.assertEqual(len(ids), 250)
             self.assertNotIn(0x4242, ids)
-            self.assertGreaterEqual(len(ids), 11)
-            self.assertGreaterEqual(len(ports), 11)
+            self.assertGreaterEqual(len(set(ids)), 240)  # 16 random bits: a few repeats at most
+            self.assertEqual(sorted(ports.values()), [50, 100, 100])
+            print("\n250 upstream queries: %d distinct IDs, ports %s"
+                  % (len(set(ids)), sorted(ports)))
 
     def test_tcp_pipelined(self):
         with FakeUpstream(zone=ZONE) as up, Telesink(upstreams=[up.addr]) as ts:

@@ -11,6 +11,7 @@ the primary down and the secondary up, each against the timings README "How forw
 documents; and the cap on queries waiting for upstreams (`max_pending`).
 """
 import os
+import signal
 import socket
 import struct
 import tempfile
@@ -520,6 +521,41 @@ class Timeouts(unittest.TestCase):
         self.assertEqual(st["upstream_unreachable"], 1)
         self.assertEqual(st["upstream_timeouts"], 0)
 
+    def test_closed_primary_fails_over_every_try_on_the_socket(self):
+        # Tries share a connected socket: an ICMP unreachable sends every try waiting on it to
+        # the next server at once, none waits for timeout_ms. On loopback the ICMP for the
+        # first try is back before the second is sent, so the second send fails (the error
+        # the socket holds) and takes the first with it; later ones go to the live server.
+        with FakeUpstream(zone=ZONE) as up, \
+                Telesink(upstreams=[closed_port(), up.addr],
+                         config="[server]\nthreads = 1\n") as ts:
+            names = ["n%d.example.test" % i for i in range(20)]
+            t0 = time.monotonic()
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+                s.settimeout(5)
+                s.connect(ts.v4)
+                # Stopped while they arrive, telesink reads them in one batch.
+                ts.proc.send_signal(signal.SIGSTOP)
+                try:
+                    for i, n in enumerate(names):
+                        s.send(query_wire(n, qid=i))
+                finally:
+                    ts.proc.send_signal(signal.SIGCONT)
+                got = {}
+                while len(got) < len(names):
+                    r = dns.message.from_wire(s.recv(65535))
+                    got[r.id] = r.rcode()
+            took = time.monotonic() - t0
+            self.assertEqual(set(got.values()), {dns.rcode.NXDOMAIN})  # answered by `up`
+            self.assertLess(took, 1.0)  # timeout_ms is 1.5 s
+            self.assertEqual(ts.stop(), 0)
+        st = ts.stats()
+        self.assertEqual(st["upstream_timeouts"], 0)
+        self.assertGreaterEqual(st["upstream_unreachable"], 1)
+        self.assertLessEqual(st["upstream_unreachable"], 20)
+        print("\nclosed primary, 20 questions at once: all answered in %.1f ms, %d tries "
+              "ended by ICMP" % (took * 1000, st["upstream_unreachable"]))
+
     def test_silent_primary_secondary_up(self):
         with SilentUpstream() as dead, FakeUpstream(zone=ZONE) as up, \
                 Telesink(upstreams=[dead.addr, up.addr], config="[server]\nthreads = 1\n") as ts:
@@ -544,10 +580,11 @@ class Timeouts(unittest.TestCase):
                 self.assertEqual(r.rcode(), dns.rcode.SERVFAIL)
                 self.assertGreaterEqual(took, 1.5)
                 self.assertLess(took, 1.5 + LATE)
-                slow.wait_sent(1, timeout=2)  # the late reply arrives at a closed socket
+                slow.wait_sent(1, timeout=2)  # the late reply: no try waits for its ID
                 self.assertEqual(udp_ask(ts.v4, "www.example.test", qid=2).rcode(),
                                  dns.rcode.SERVFAIL)  # not cached
                 self.assertEqual(ts.stop(), 0)
+            self.assertGreaterEqual(ts.stats()["mismatched"], 1)
             print("\n2 s upstream, timeout_ms 1500: SERVFAIL after %.3f s" % took)
             # timeout_ms above the delay: the answer, two seconds late.
             with Telesink(upstreams=[slow.addr], config="[upstream]\ntimeout_ms = 2500\n") as ts:
