@@ -35,7 +35,7 @@ static const char *const stmt_sql[S_MAX] = {
     [S_INSERT] = "INSERT INTO log(id, client, domain, qtype, status, list, rcode, upstream, "
                  "duration, flags) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
     [S_DOMAIN_GET] = "SELECT id FROM domains WHERE name = ?1",
-    [S_DOMAIN_ADD] = "INSERT INTO domains(name) VALUES (?1)",
+    [S_DOMAIN_ADD] = "INSERT OR IGNORE INTO domains(name, last_seen) VALUES (?1, ?2)",
     [S_CLIENT_GET] = "SELECT id FROM clients WHERE addr = ?1 AND mac = ?2 AND name = ?3",
     [S_CLIENT_ADD] = "INSERT INTO clients(addr, mac, name) VALUES (?1, ?2, ?3)",
     [S_LIST_GET] = "SELECT id FROM lists WHERE name = ?1 AND vendor = ?2 AND category = ?3",
@@ -213,7 +213,7 @@ struct db *db_open(const char *path, unsigned busy_timeout_ms, int *rc, char *er
     if ((*rc = exec(d,
                     "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; "
                     "PRAGMA journal_size_limit = 16777216; PRAGMA foreign_keys = OFF; "
-                    "PRAGMA cache_size = -8192;",
+                    "PRAGMA cache_size = -8192; PRAGMA wal_autocheckpoint = 16384;",
                     err, errlen)) != SQLITE_OK ||
         (*rc = migrate(d, err, errlen)) != SQLITE_OK) {
         db_close(d);
@@ -333,11 +333,30 @@ static int64_t seen(struct db *d, enum stmt st, int64_t id, int64_t hour, int *r
     return *rc == SQLITE_OK ? id : 0;
 }
 
+/*
+ * INSERT first: most names the writer does not have cached are new (a household's names are
+ * cached after their first query), and a new one then costs one statement, not three.
+ */
 int64_t db_domain_id(struct db *d, const char *name, size_t len, int64_t hour, int *rc)
 {
-    const char *v[] = {name};
-    int l[] = {(int)len};
-    return seen(d, S_DOMAIN_SEEN, get_or_add(d, S_DOMAIN_GET, S_DOMAIN_ADD, v, l, 1, rc), hour, rc);
+    sqlite3_stmt *a = d->st[S_DOMAIN_ADD];
+    sqlite3_bind_text(a, 1, name, (int)len, SQLITE_STATIC);
+    sqlite3_bind_int64(a, 2, hour);
+    if ((*rc = run(a)) != SQLITE_OK)
+        return 0;
+    if (sqlite3_changes(d->conn) > 0)
+        return sqlite3_last_insert_rowid(d->conn);
+    sqlite3_stmt *g = d->st[S_DOMAIN_GET];
+    sqlite3_bind_text(g, 1, name, (int)len, SQLITE_STATIC);
+    int step = sqlite3_step(g);
+    int64_t id = step == SQLITE_ROW ? sqlite3_column_int64(g, 0) : 0;
+    sqlite3_reset(g);
+    sqlite3_clear_bindings(g);
+    if (step != SQLITE_ROW) {
+        *rc = step == SQLITE_DONE ? SQLITE_ERROR : step; /* ignored, yet not there */
+        return 0;
+    }
+    return seen(d, S_DOMAIN_SEEN, id, hour, rc);
 }
 
 int64_t db_client_id(struct db *d, const char *addr, const char *mac, const char *name,
