@@ -26,6 +26,14 @@
 #define UDP_SOCK_BUCKETS 64 /* power of two: tries waiting on a socket, by ID */
 
 /*
+ * Plain queries made while the loop handles one round of events (a batch of client queries,
+ * say) leave together: queued here, sent with one sendmmsg per socket right after the round
+ * (check phase), or before the loop would block again (prepare phase) when they were made
+ * outside one (a timer's failover).
+ */
+#define OUTQ 64
+
+/*
  * The servers a question was first asked with; shared by reference until the last try. A reload
  * makes a new list, so tls:// servers get new connections (made with the new tls_ca) and the old
  * ones close when the last question using them is over.
@@ -114,6 +122,13 @@ struct upstream {
     size_t rand_pos;
     uint8_t rand[256];
     struct pend *buckets[BUCKETS];
+    uv_check_t flush_after;    /* both active while queries are queued */
+    uv_prepare_t flush_before; /* both closed by upstream_close (nalive counts them) */
+    unsigned nout;
+    struct udp_sock *out_sock[OUTQ];
+    struct mmsghdr out_msg[OUTQ];
+    struct iovec out_iov[OUTQ];
+    uint8_t out_buf[OUTQ][DNSMSG_SMALL_MAX];
     uint8_t rbuf[DNS_MAX_UDP];
 };
 
@@ -259,6 +274,10 @@ struct upstream *upstream_create(uv_loop_t *loop, const struct sockaddr_storage 
         free(u);
         return NULL;
     }
+    uv_check_init(loop, &u->flush_after);
+    uv_prepare_init(loop, &u->flush_before);
+    u->flush_after.data = u;
+    u->flush_before.data = u;
     return u;
 }
 
@@ -726,6 +745,85 @@ static int udp_sock_send(struct udp_sock *s, const uint8_t *msg, size_t len)
     return rc;
 }
 
+/*
+ * Send the queued queries: consecutive ones on the same socket in one sendmmsg. A socket that
+ * fails has its tries go on to the next server, which may queue again: sent before returning.
+ */
+static void upstream_flush(struct upstream *u)
+{
+    struct udp_sock *failed[OUTQ];
+    int failed_err[OUTQ];
+    while (u->nout > 0) {
+        unsigned n = u->nout, nfailed = 0;
+        for (unsigned i = 0, j; i < n; i = j) {
+            struct udp_sock *s = u->out_sock[i];
+            for (j = i + 1; j < n && u->out_sock[j] == s;)
+                j++;
+            uv_os_fd_t fd;
+            if (uv_fileno((const uv_handle_t *)&s->handle, &fd) < 0)
+                continue; /* closed meanwhile: its tries are over */
+            unsigned k = i;
+            int err = 0;
+            while (k < j) {
+                int sent = sendmmsg(fd, &u->out_msg[k], j - k, MSG_DONTWAIT);
+                if (sent > 0) {
+                    k += (unsigned)sent;
+                    u->stats->sent += (unsigned)sent;
+                } else if (errno != EINTR) {
+                    err = -errno;
+                    break;
+                }
+            }
+            /* A full socket buffer: the rest through libuv's queue (a copy each). */
+            for (; err == UV_EAGAIN && k < j; k++) {
+                err = udp_sock_send(s, u->out_buf[k], u->out_iov[k].iov_len);
+                if (err == 0)
+                    u->stats->sent++;
+            }
+            if (k < j && err < 0) { /* e.g. the error an ICMP unreachable left on it */
+                failed[nfailed] = s;
+                failed_err[nfailed++] = err;
+            }
+        }
+        u->nout = 0;
+        for (unsigned i = 0; i < nfailed; i++)
+            udp_sock_failed(failed[i], failed_err[i]); /* its tries: the next server */
+    }
+    uv_check_stop(&u->flush_after);
+    uv_prepare_stop(&u->flush_before);
+}
+
+static void flush_closed(uv_handle_t *h)
+{
+    upstream_release(h->data);
+}
+
+static void flush_after_cb(uv_check_t *h)
+{
+    upstream_flush(h->data);
+}
+
+static void flush_before_cb(uv_prepare_t *h)
+{
+    upstream_flush(h->data);
+}
+
+/* Queue msg (p's query) for s, to leave with the others of this round. */
+static void udp_queue(struct upstream *u, struct udp_sock *s, const uint8_t *msg, size_t len)
+{
+    if (u->nout == OUTQ)
+        upstream_flush(u);
+    if (u->nout == 0) {
+        uv_check_start(&u->flush_after, flush_after_cb);
+        uv_prepare_start(&u->flush_before, flush_before_cb);
+    }
+    unsigned k = u->nout++;
+    memcpy(u->out_buf[k], msg, len);
+    u->out_sock[k] = s;
+    u->out_iov[k] = (struct iovec){.iov_base = u->out_buf[k], .iov_len = len};
+    u->out_msg[k].msg_hdr = (struct msghdr){.msg_iov = &u->out_iov[k], .msg_iovlen = 1};
+}
+
 /* Start the next try, or fail the question when every server was tried or time is up. */
 static void pend_try(struct pend *p)
 {
@@ -774,12 +872,7 @@ static void pend_try(struct pend *p)
     sock->waiting++;
     if (++sock->uses >= UDP_SOCK_USES)
         udp_sock_retire(sock); /* closes once the last of its tries is over */
-    int rc = udp_sock_send(sock, p->query, p->query_len);
-    if (rc < 0) {
-        udp_sock_failed(sock, rc); /* p and every try waiting on it: the next server */
-        return;
-    }
-    u->stats->sent++;
+    udp_queue(u, sock, p->query, p->query_len);
 }
 
 int upstream_resolve(struct upstream *u, const struct dnsmsg_query *q, struct upstream_waiter *w)
@@ -844,8 +937,10 @@ void upstream_close(struct upstream *u)
         while (u->buckets[b])
             pend_finish(u->buckets[b], -ESHUTDOWN, NULL, 0, NULL);
     }
+    u->nout = 0; /* queued queries of questions now over */
+    u->nalive += 2;
+    uv_close((uv_handle_t *)&u->flush_after, flush_closed);
+    uv_close((uv_handle_t *)&u->flush_before, flush_closed);
     server_list_unref(u->servers); /* its sockets close once their tries are over */
     u->servers = NULL;
-    if (u->nalive == 0)
-        free(u);
 }
