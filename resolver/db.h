@@ -2,10 +2,11 @@
  * db: the query log's SQLite schema and statements. Used by the qlog writer thread only (one
  * write connection); `telesink report` opens the same file read-only.
  *
- * Schema (user_version 1): `log` holds one row per query, keyed by an id that is the time in
+ * Schema (user_version 2): `log` holds one row per query, keyed by an id that is the time in
  * milliseconds shifted left 10 bits plus a sequence number, so rows are in time order and a time
  * window is a rowid range without any extra index (about 34 bytes per row on disk). Names,
- * clients, lists and upstreams are stored once each and referenced by id. `counters` keeps, per
+ * clients, lists and upstreams are stored once each and referenced by id (a name is found by a
+ * 32-bit hash of its bytes, db_name_hash, in an integer index). `counters` keeps, per
  * hour, how many queries were seen, logged, deliberately not logged (log_allowed = no) and
  * dropped (queue full or database fault), so a report can say when the log is incomplete. The
  * `queries` view is the contract for people and scripts.
@@ -18,7 +19,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define DB_SCHEMA_VERSION 1
+#define DB_SCHEMA_VERSION 2
 
 enum db_status {
     DB_BLOCKED = 1,
@@ -51,6 +52,8 @@ void db_rollback(struct db *d);
 /* Ids for the normalised columns (inserted when new). 0 on error, *rc set. */
 /* Names and clients also record the hour they were last used (for retention). */
 int64_t db_domain_id(struct db *d, const char *name, size_t len, int64_t hour, int *rc);
+/* The hash stored with a name (part of the file format since schema 2). */
+int64_t db_name_hash(const char *name, size_t len);
 int64_t db_client_id(struct db *d, const char *addr, const char *mac, const char *name,
                      int64_t hour, int *rc);
 int64_t db_list_id(struct db *d, const char *name, const char *vendor, const char *category,

@@ -647,7 +647,7 @@ class Faults(QlogCase):
                           "flags) VALUES (?, ?, ?, 1, 2, 0, 1000, 0)", (edge_ms << 10, client, domain))
                 # A name and a client only old rows used: retention must forget them too.
                 old_hour = old_ms // 3600000
-                c.execute("INSERT INTO domains(name, last_seen) VALUES ('gone.example.test', ?)",
+                c.execute("INSERT INTO domains(name, hash, last_seen) VALUES ('gone.example.test', 0, ?)",
                           (old_hour,))
                 c.execute("INSERT INTO clients(addr, mac, name, last_seen) "
                           "VALUES ('192.0.2.99', '', '', ?)", (old_hour,))

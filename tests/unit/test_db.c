@@ -168,12 +168,94 @@ static void test_expiry_rows_then_names(void **state)
     cleanup(d);
 }
 
+/* The schema as telesink 0.1 released it (user_version 1), with a few rows. */
+static const char log_v1[] =
+    "CREATE TABLE domains (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE, "
+    "  last_seen INTEGER NOT NULL DEFAULT 0);"
+    "CREATE TABLE clients (id INTEGER PRIMARY KEY, addr TEXT NOT NULL, mac TEXT NOT NULL, "
+    "  name TEXT NOT NULL, last_seen INTEGER NOT NULL DEFAULT 0, UNIQUE(addr, mac, name));"
+    "CREATE TABLE lists (id INTEGER PRIMARY KEY, name TEXT NOT NULL, vendor TEXT NOT NULL, "
+    "  category TEXT NOT NULL, UNIQUE(name, vendor, category));"
+    "CREATE TABLE upstreams (id INTEGER PRIMARY KEY, addr TEXT NOT NULL UNIQUE);"
+    "CREATE TABLE qtypes (id INTEGER PRIMARY KEY, name TEXT NOT NULL);"
+    "CREATE TABLE rcodes (id INTEGER PRIMARY KEY, name TEXT NOT NULL);"
+    "CREATE TABLE statuses (id INTEGER PRIMARY KEY, name TEXT NOT NULL);"
+    /* id = (unix milliseconds << 10) | sequence: time order without an index on time. */
+    "CREATE TABLE log (id INTEGER PRIMARY KEY, client INTEGER NOT NULL, "
+    "  domain INTEGER NOT NULL, qtype INTEGER NOT NULL, status INTEGER NOT NULL, list INTEGER, "
+    "  rcode INTEGER NOT NULL, upstream INTEGER, duration INTEGER NOT NULL, "
+    "  flags INTEGER NOT NULL DEFAULT 0);"
+    "CREATE TABLE counters (hour INTEGER PRIMARY KEY, queries INTEGER NOT NULL DEFAULT 0, "
+    "  logged INTEGER NOT NULL DEFAULT 0, not_logged INTEGER NOT NULL DEFAULT 0, "
+    "  dropped INTEGER NOT NULL DEFAULT 0);"
+    "INSERT INTO statuses VALUES (1,'blocked'),(2,'forwarded'),(3,'cached'),(4,'refused'),"
+    "  (5,'failed');"
+    "INSERT INTO rcodes VALUES (0,'NOERROR'),(1,'FORMERR'),(2,'SERVFAIL'),(3,'NXDOMAIN'),"
+    "  (4,'NOTIMP'),(5,'REFUSED'),(6,'YXDOMAIN'),(7,'YXRRSET'),(8,'NXRRSET'),(9,'NOTAUTH'),"
+    "  (10,'NOTZONE'),(16,'BADVERS'),(23,'BADCOOKIE');"
+    "INSERT INTO qtypes VALUES (1,'A'),(2,'NS'),(5,'CNAME'),(6,'SOA'),(12,'PTR'),(13,'HINFO'),"
+    "  (15,'MX'),(16,'TXT'),(28,'AAAA'),(33,'SRV'),(35,'NAPTR'),(43,'DS'),(46,'RRSIG'),"
+    "  (47,'NSEC'),(48,'DNSKEY'),(50,'NSEC3'),(52,'TLSA'),(64,'SVCB'),(65,'HTTPS'),"
+    "  (99,'SPF'),(255,'ANY'),(257,'CAA');"
+    "CREATE VIEW queries AS SELECT "
+    "  (l.id >> 10) / 1000.0 AS ts, c.addr AS client, NULLIF(c.name, '') AS client_name, "
+    "  NULLIF(c.mac, '') AS client_mac, d.name AS qname, "
+    "  COALESCE(t.name, 'TYPE' || l.qtype) AS qtype, s.name AS status, li.vendor AS vendor, "
+    "  li.name AS list, li.category AS category, COALESCE(r.name, 'RCODE' || l.rcode) AS rcode, "
+    "  u.addr AS upstream, l.duration / 1000.0 AS duration_ms, (l.flags & 1) != 0 AS via_cname, "
+    "  l.id AS id "
+    "FROM log l JOIN clients c ON c.id = l.client JOIN domains d ON d.id = l.domain "
+    "  JOIN statuses s ON s.id = l.status LEFT JOIN qtypes t ON t.id = l.qtype "
+    "  LEFT JOIN rcodes r ON r.id = l.rcode LEFT JOIN lists li ON li.id = l.list "
+    "  LEFT JOIN upstreams u ON u.id = l.upstream;"
+    "INSERT INTO domains VALUES (5, 'a.example.test', 100), (9, 'b.example.test', 100);"
+    "INSERT INTO clients VALUES (1, '192.0.2.1', '', '', 100);"
+    "INSERT INTO log(id, client, domain, qtype, status, rcode, duration) "
+    "  VALUES (1832960000000000, 1, 9, 1, 2, 0, 1000);"
+    "PRAGMA user_version = 1;";
+
+/* A version 1 file is brought to version 2: names keep their ids and are found by hash. */
+static void test_migrates_version_1(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/telesink-db-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    snprintf(path, sizeof path, "%s/q.db", dir);
+    sqlite3 *c;
+    assert_int_equal(sqlite3_open(path, &c), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(c, log_v1, NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(c);
+
+    int rc;
+    char err[256];
+    struct db *d = db_open(path, 100, &rc, err, sizeof err);
+    assert_non_null(d);
+    assert_int_equal(count("PRAGMA user_version"), 2);
+    assert_int_equal(count("SELECT hash FROM domains WHERE id = 9"),
+                     db_name_hash("b.example.test", 14));
+    assert_int_equal(count("SELECT count(*) FROM sqlite_master WHERE name = 'domains_hash'"), 1);
+    /* Old names keep their ids, a new one gets its own, once. */
+    assert_int_equal(db_domain_id(d, "b.example.test", 14, 200, &rc), 9);
+    assert_int_equal(db_domain_id(d, "a.example.test", 14, 200, &rc), 5);
+    int64_t c1 = db_domain_id(d, "c.example.test", 14, 200, &rc);
+    assert_true(c1 > 9);
+    assert_int_equal(db_domain_id(d, "c.example.test", 14, 200, &rc), c1);
+    assert_int_equal(count("SELECT count(*) FROM domains"), 3);
+    assert_int_equal(count("SELECT last_seen FROM domains WHERE id = 9"), 200);
+    /* The view is back, over the same rows. */
+    assert_int_equal(count("SELECT count(*) FROM queries WHERE qname = 'b.example.test' AND "
+                           "client = '192.0.2.1' AND status = 'forwarded'"),
+                     1);
+    cleanup(d);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_ids_follow_the_clock),
         cmocka_unit_test(test_step_back_onto_taken_ids),
         cmocka_unit_test(test_expiry_rows_then_names),
+        cmocka_unit_test(test_migrates_version_1),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
