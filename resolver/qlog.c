@@ -4,9 +4,11 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stddef.h>
+
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
@@ -27,6 +29,7 @@
 #define MAINTAIN_MS     60000
 #define EXPIRE_CHUNK    5000
 #define WAL_LIMIT       (64LL << 20)
+#define YIELD_ROWS      64
 
 /* ---- rings ------------------------------------------------------------------------------- */
 
@@ -714,12 +717,26 @@ static void prefetch_names(const struct qlog *q, const struct qlog_record *recs,
     }
 }
 
+/* Is any ring an eighth full? Then the writer is falling behind its serving loop. */
+static bool backlogged(const struct qlog *q)
+{
+    for (unsigned i = 0; i < q->nrings; i++) {
+        const struct qlog_ring *r = &q->rings[i];
+        uint32_t used = atomic_load_explicit(&r->head, memory_order_relaxed) -
+                        atomic_load_explicit(&r->tail, memory_order_relaxed);
+        if (used > (r->mask + 1) / 8)
+            return true;
+    }
+    return false;
+}
+
 /* Write n records (and the pending hourly counts) in one transaction. */
 static int write_batch(struct qlog *q, const struct config *cfg, size_t n)
 {
     int rc = db_begin(q->db);
     struct db_row rows[DB_INSERT_MANY];
     uint64_t hashes[DB_INSERT_MANY];
+    size_t since_yield = 0;
     for (size_t i = 0; rc == SQLITE_OK && i < n; i += DB_INSERT_MANY) {
         size_t k = n - i < DB_INSERT_MANY ? n - i : DB_INSERT_MANY;
         prefetch_names(q, &q->batch[i], k, hashes);
@@ -727,6 +744,15 @@ static int write_batch(struct qlog *q, const struct config *cfg, size_t n)
             rc = make_row(q, cfg, &q->batch[i + j], hashes[j], &rows[j]);
         if (rc == SQLITE_OK)
             rc = db_insert_many(q->db, rows, k);
+        /* Let a serving loop that has queries waiting on this core go first: the log can wait,
+         * a client should not (without this, p99 latency at 10k qps was the writer's bursts).
+         * Every YIELD_ROWS rows (~100 µs of work), and only while the queue has room: when it
+         * fills, the writer takes its fair share. */
+        if ((since_yield += k) >= YIELD_ROWS) {
+            since_yield = 0;
+            if (!backlogged(q))
+                sched_yield();
+        }
     }
     for (size_t i = 0; rc == SQLITE_OK && i < q->n_pending; i++) {
         struct hour_count *h = &q->pending[i];

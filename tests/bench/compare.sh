@@ -14,7 +14,8 @@
 #
 # telesink runs as deployed, but with one serving thread (the harness gives the server one
 # core), rate_limit = 0 (dnsperf is a single client) and the query log on; PROJECT_CHECK
-# counts the rows it logged, so a run that logged nothing is visible.
+# counts the rows it logged, so a run that logged nothing is visible. TELESINK_LOG=no runs it
+# with the query log off (to see what logging costs; the published figures have it on).
 # Needs: dnsperf unbound dnsmasq dnsdist nsd sqlite3 gcc (see harness/README.md).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
@@ -31,7 +32,7 @@ cat >"$conf" <<CONF
 threads = 1
 rate_limit = 0
 [log]
-enabled = yes
+enabled = ${TELESINK_LOG:-yes}
 CONF
 
 export PROJECT_NAME=telesink
