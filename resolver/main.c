@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 #include <uv.h>
@@ -403,6 +404,37 @@ static void log_ready(const struct daemon_state *d, const struct listen_addr *ad
              c->path ? c->path : "built-in defaults");
 }
 
+/*
+ * Descriptors for the worst the configuration allows: every TCP and DoT connection slot of
+ * every serving loop, its listening sockets, upstream sockets and connections (UPSTREAM_FDS, a
+ * generous bound), and the query log's files. The usual soft limit (1024) is below that on two
+ * cores with the defaults, the hard limit usually is not: the soft one is raised as far as
+ * needed, and a hard one too low is said at startup rather than found as EMFILE under load.
+ */
+#define UPSTREAM_FDS 128
+
+static void raise_nofile(const struct config *cfg, unsigned nworkers)
+{
+    rlim_t per_loop = (rlim_t)cfg->tcp_max_connections + cfg->tls_max_connections +
+                      2 * (rlim_t)(cfg->n_listen + cfg->n_tls_listen) + UPSTREAM_FDS;
+    rlim_t need = (rlim_t)nworkers * per_loop + 64;
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur >= need)
+        return;
+    rlim_t was = rl.rlim_cur;
+    rl.rlim_cur = rl.rlim_max != RLIM_INFINITY && rl.rlim_max < need ? rl.rlim_max : need;
+    if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
+        rl.rlim_cur = was;
+    if (rl.rlim_cur < need)
+        log_warn("main",
+                 "open files: the limit is %llu, and %u threads of tcp_max_connections and "
+                 "tls_max_connections may need %llu: raise the hard limit (LimitNOFILE=)",
+                 (unsigned long long)rl.rlim_cur, nworkers, (unsigned long long)need);
+    else
+        log_debug("main", "open files: limit raised from %llu to %llu", (unsigned long long)was,
+                  (unsigned long long)rl.rlim_cur);
+}
+
 static int run_serve(struct serve_flags *flags)
 {
     struct daemon_state d = {.flags = *flags};
@@ -422,6 +454,7 @@ static int run_serve(struct serve_flags *flags)
     d.nworkers = d.cfg->threads ? d.cfg->threads : uv_available_parallelism();
     if (d.nworkers == 0)
         d.nworkers = 1;
+    raise_nofile(d.cfg, d.nworkers);
 
     if (d.cfg->n_tls_listen > 0 && !(d.tls = load_certificate(d.cfg))) {
         status = EXIT_USAGE;

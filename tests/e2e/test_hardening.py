@@ -4,6 +4,7 @@ reads cannot grow our memory, TC=1 replies with bogus counts still go to TCP, an
 a compression pointer into the header is refused. And ANY queries get the minimal RFC 8482
 answer (no amplification)."""
 import os
+import resource
 import socket
 import struct
 import tempfile
@@ -142,6 +143,41 @@ class AnyQueries(unittest.TestCase):
             self.assertEqual(up.queries, [])  # nothing was forwarded
             st = ts.stats()
             self.assertEqual((st["any"], st["blocked"], st["forwarded"]), (3, 1, 0))
+
+
+class OpenFiles(unittest.TestCase):
+    """The soft RLIMIT_NOFILE is raised to what the connection caps need, never past the hard
+    limit, and a hard limit too low is said at startup."""
+
+    CONFIG = "[server]\nthreads = 2\ntcp_max_connections = 1500\n"
+    # 2 threads x (1500 TCP + 256 DoT + 2 x 2 listening + 128 upstream) + 64
+    NEED = 2 * (1500 + 256 + 4 + 128) + 64
+
+    @staticmethod
+    def soft_limit(pid):
+        with open("/proc/%d/limits" % pid) as f:
+            for line in f:
+                if line.startswith("Max open files"):
+                    return int(line.split()[3])
+        raise AssertionError("no open-files line")
+
+    def test_soft_limit_raised_as_far_as_needed(self):
+        hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]  # only root may raise it
+        self.assertGreater(hard, self.NEED, "this machine's hard open-files limit is too low")
+        with Telesink(config=self.CONFIG,
+                      wrapper=("prlimit", "--nofile=1024:%d" % hard, "--")) as ts:
+            self.assertEqual(self.soft_limit(ts.proc.pid), self.NEED)
+            self.assertFalse([l for l in ts.lines if "open files" in l])
+            self.assertEqual(ts.stop(), 0)
+
+    def test_low_hard_limit_is_said(self):
+        with Telesink(config=self.CONFIG, wrapper=("prlimit", "--nofile=1024:2048", "--")) as ts:
+            self.assertEqual(self.soft_limit(ts.proc.pid), 2048)
+            said = [l for l in ts.lines if "open files" in l]
+            self.assertEqual(len(said), 1, ts.lines)
+            self.assertIn("the limit is 2048", said[0])
+            self.assertIn("may need %d" % self.NEED, said[0])
+            self.assertEqual(ts.stop(), 0)
 
 
 if __name__ == "__main__":
