@@ -217,7 +217,8 @@ void dnsmsg_name_lower(const uint8_t *name, size_t len, uint8_t *out)
 
 size_t dnsmsg_upstream_query(const uint8_t *qname, size_t qname_len, uint16_t qtype,
                              uint16_t qclass, uint16_t id, bool cd, bool do_bit,
-                             const uint8_t *loop_marker, uint8_t *out, size_t cap)
+                             const uint8_t *loop_marker, const uint8_t *carried, size_t n_carried,
+                             uint8_t *out, size_t cap)
 {
     if (cap < DNSMSG_SMALL_MAX || qname_len > DNS_MAX_NAME)
         return 0;
@@ -234,12 +235,37 @@ size_t dnsmsg_upstream_query(const uint8_t *qname, size_t qname_len, uint16_t qt
     wr16(out + n + 2, qclass);
     n += 4;
     if (!loop_marker)
-        return n + put_opt(out + n, 0, do_bit, 0);
-    n += put_opt(out + n, 0, do_bit, 4 + DNSMSG_LOOP_MARKER_LEN);
-    wr16(out + n, DNSMSG_LOOP_OPTION);
-    wr16(out + n + 2, DNSMSG_LOOP_MARKER_LEN);
-    memcpy(out + n + 4, loop_marker, DNSMSG_LOOP_MARKER_LEN);
-    return n + 4 + DNSMSG_LOOP_MARKER_LEN;
+        n_carried = 0;
+    if (n_carried > DNSMSG_LOOP_CARRY)
+        n_carried = DNSMSG_LOOP_CARRY;
+    size_t markers = loop_marker ? 1 + n_carried : 0; /* 12 + 255 + 4 + 11 + 4 * 20 < 512 */
+    n += put_opt(out + n, 0, do_bit, (uint16_t)(markers * (4 + DNSMSG_LOOP_MARKER_LEN)));
+    for (size_t i = 0; i < markers; i++) {
+        wr16(out + n, DNSMSG_LOOP_OPTION);
+        wr16(out + n + 2, DNSMSG_LOOP_MARKER_LEN);
+        memcpy(out + n + 4, i == 0 ? loop_marker : carried + (i - 1) * DNSMSG_LOOP_MARKER_LEN,
+               DNSMSG_LOOP_MARKER_LEN);
+        n += 4 + DNSMSG_LOOP_MARKER_LEN;
+    }
+    return n;
+}
+
+size_t dnsmsg_loop_markers(const uint8_t *pkt, size_t len, const struct dnsmsg_query *q,
+                           uint8_t out[DNSMSG_LOOP_CARRY * DNSMSG_LOOP_MARKER_LEN])
+{
+    if (!q->edns || (size_t)q->opt_rdata + q->opt_rdlen > len)
+        return 0;
+    const uint8_t *p = pkt + q->opt_rdata, *end = p + q->opt_rdlen;
+    size_t found = 0;
+    while (end - p >= 4 && found < DNSMSG_LOOP_CARRY) {
+        uint16_t code = rd16(p), n = rd16(p + 2);
+        if ((size_t)(end - p - 4) < n)
+            break;
+        if (code == DNSMSG_LOOP_OPTION && n == DNSMSG_LOOP_MARKER_LEN)
+            memcpy(out + found++ * DNSMSG_LOOP_MARKER_LEN, p + 4, DNSMSG_LOOP_MARKER_LEN);
+        p += 4u + n;
+    }
+    return found;
 }
 
 void dnsmsg_loop_marker(const uint8_t key[DNSMSG_LOOP_KEY_LEN], const uint8_t nonce[8],

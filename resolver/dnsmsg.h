@@ -110,12 +110,14 @@ void dnsmsg_name_lower(const uint8_t *name, size_t len, uint8_t *out);
 /*
  * The query we send upstream: our ID, RD set, CD as the client's, the (lower-cased) name, and
  * an OPT record advertising DNSMSG_EDNS_SIZE with the client's DO bit, carrying our loop marker
- * when one is given. No client options are passed on. Returns the length (cap >=
- * DNSMSG_SMALL_MAX).
+ * when one is given, then the n_carried (<= DNSMSG_LOOP_CARRY) markers of other telesinks the
+ * client's query carried (dnsmsg_loop_markers). No other client option is passed on. Returns
+ * the length (cap >= DNSMSG_SMALL_MAX).
  */
 size_t dnsmsg_upstream_query(const uint8_t *qname, size_t qname_len, uint16_t qtype,
                              uint16_t qclass, uint16_t id, bool cd, bool do_bit,
-                             const uint8_t *loop_marker, uint8_t *out, size_t cap);
+                             const uint8_t *loop_marker, const uint8_t *carried, size_t n_carried,
+                             uint8_t *out, size_t cap);
 
 /*
  * Forwarding-loop detection. Every query we send upstream carries a private-use EDNS option
@@ -133,6 +135,16 @@ void dnsmsg_loop_marker(const uint8_t key[DNSMSG_LOOP_KEY_LEN], const uint8_t no
 /* True when a query that dnsmsg_parse_query() accepted carries a marker made with key. */
 bool dnsmsg_query_has_loop_marker(const uint8_t *pkt, size_t len, const struct dnsmsg_query *q,
                                   const uint8_t key[DNSMSG_LOOP_KEY_LEN]);
+/*
+ * The loop markers a query (accepted by dnsmsg_parse_query) carries, the first
+ * DNSMSG_LOOP_CARRY of them, copied to out (DNSMSG_LOOP_MARKER_LEN bytes each); returns how
+ * many. When one telesink forwards to another, the second passes the first's marker on with
+ * its own: a chain of forwarders that comes back round (A -> B -> A) is then recognised by A,
+ * at once, instead of going round until every try has timed out.
+ */
+#define DNSMSG_LOOP_CARRY 3
+size_t dnsmsg_loop_markers(const uint8_t *pkt, size_t len, const struct dnsmsg_query *q,
+                           uint8_t out[DNSMSG_LOOP_CARRY * DNSMSG_LOOP_MARKER_LEN]);
 
 /*
  * Is this datagram the reply to the question we sent with this ID? Checks QR, opcode, ID and

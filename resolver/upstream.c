@@ -105,6 +105,8 @@ struct pend {
     struct tcp_try *tcp;
     struct dotpool_query dot; /* the current try, when on a tls:// server's connection */
     uv_timer_t timer;
+    uint8_t n_carried; /* loop markers of other telesinks, passed on (dnsmsg_loop_markers) */
+    uint8_t carried[DNSMSG_LOOP_CARRY * DNSMSG_LOOP_MARKER_LEN];
     uint8_t qname[DNS_MAX_NAME]; /* lower case */
     uint8_t query[DNSMSG_SMALL_MAX];
 };
@@ -190,8 +192,9 @@ static void pend_build_query(struct pend *p)
     random_bytes(p->up, nonce, sizeof nonce);
     dnsmsg_loop_marker(loop_key, nonce, marker);
     p->id = (uint16_t)(id[0] << 8 | id[1]);
-    p->query_len = dnsmsg_upstream_query(p->qname, p->qname_len, p->qtype, p->qclass, p->id, p->cd,
-                                         p->do_bit, marker, p->query, sizeof p->query);
+    p->query_len =
+        dnsmsg_upstream_query(p->qname, p->qname_len, p->qtype, p->qclass, p->id, p->cd, p->do_bit,
+                              marker, p->carried, p->n_carried, p->query, sizeof p->query);
 }
 
 static void server_list_unref(struct server_list *l)
@@ -875,7 +878,8 @@ static void pend_try(struct pend *p)
     udp_queue(u, sock, p->query, p->query_len);
 }
 
-int upstream_resolve(struct upstream *u, const struct dnsmsg_query *q, struct upstream_waiter *w)
+int upstream_resolve(struct upstream *u, const struct dnsmsg_query *q, const uint8_t *carried,
+                     size_t n_carried, struct upstream_waiter *w)
 {
     if (u->closing)
         return -ESHUTDOWN;
@@ -908,6 +912,9 @@ int upstream_resolve(struct upstream *u, const struct dnsmsg_query *q, struct up
     p->hash = h;
     memcpy(p->qname, name, q->qname_len);
     p->qname_len = q->qname_len;
+    p->n_carried = (uint8_t)(n_carried < DNSMSG_LOOP_CARRY ? n_carried : DNSMSG_LOOP_CARRY);
+    if (p->n_carried)
+        memcpy(p->carried, carried, p->n_carried * (size_t)DNSMSG_LOOP_MARKER_LEN);
     p->qtype = q->qtype;
     p->qclass = q->qclass;
     p->cd = q->cd;

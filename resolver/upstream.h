@@ -89,10 +89,13 @@ int upstream_configure(struct upstream *u, const struct sockaddr_storage *server
                        unsigned timeout_ms, unsigned max_pending);
 
 /*
- * Ask q's question (it must be DNSMSG_OK). Returns 0 when w will be called back, or a negative
- * errno (-EBUSY: max_pending clients are already waiting) when it will not.
+ * Ask q's question (it must be DNSMSG_OK). carried: the n_carried loop markers of other
+ * telesinks the client's query carried (dnsmsg_loop_markers), passed on with ours. Returns 0
+ * when w will be called back, or a negative errno (-EBUSY: max_pending clients are already
+ * waiting) when it will not.
  */
-int upstream_resolve(struct upstream *u, const struct dnsmsg_query *q, struct upstream_waiter *w);
+int upstream_resolve(struct upstream *u, const struct dnsmsg_query *q, const uint8_t *carried,
+                     size_t n_carried, struct upstream_waiter *w);
 
 /*
  * Did this very process send q (a query dnsmsg_parse_query() accepted)? True when it carries

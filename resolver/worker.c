@@ -282,7 +282,8 @@ static void query_done(struct upstream_waiter *waiter, int status, const uint8_t
     free(qr);
 }
 
-static void forward(struct worker *w, const struct listen_origin *from, const struct ask *a)
+static void forward(struct worker *w, const struct listen_origin *from, const struct ask *a,
+                    const uint8_t *pkt, size_t len)
 {
     struct query *qr = malloc(sizeof *qr);
     if (!qr) {
@@ -296,7 +297,10 @@ static void forward(struct worker *w, const struct listen_origin *from, const st
     qr->a = *a;
     listen_hold(from, &qr->origin);
     w->stats.forwarded++;
-    int rc = upstream_resolve(w->upstream, &qr->a.q, &qr->waiter);
+    /* Another telesink's markers, if it forwards to us: passed on (see dnsmsg_loop_markers). */
+    uint8_t carried[DNSMSG_LOOP_CARRY * DNSMSG_LOOP_MARKER_LEN];
+    size_t n_carried = dnsmsg_loop_markers(pkt, len, &a->q, carried);
+    int rc = upstream_resolve(w->upstream, &qr->a.q, carried, n_carried, &qr->waiter);
     if (rc < 0) {
         w->stats.servfail++;
         answer_error(w, from, &a->q, RCODE_SERVFAIL);
@@ -398,7 +402,8 @@ static bool over_limit(struct worker *w, const struct ask *a)
 }
 
 /* A well-formed question from an allowed client, within its limit. */
-static void answer_query(struct worker *w, const struct listen_origin *from, const struct ask *a)
+static void answer_query(struct worker *w, const struct listen_origin *from, const struct ask *a,
+                         const uint8_t *pkt, size_t len)
 {
     struct policy_verdict pv;
     policy_check(w->policy, a->q.qname, a->q.qname_len, &pv);
@@ -420,7 +425,7 @@ static void answer_query(struct worker *w, const struct listen_origin *from, con
             return;
         }
     }
-    forward(w, from, a);
+    forward(w, from, a, pkt, len);
 }
 
 static void on_query(void *ctx, const struct listen_origin *from, const uint8_t *pkt, size_t len)
@@ -463,7 +468,7 @@ static void on_query(void *ctx, const struct listen_origin *from, const uint8_t 
     }
     switch (v) {
     case DNSMSG_OK:
-        answer_query(w, from, &a);
+        answer_query(w, from, &a, pkt, len);
         return;
     case DNSMSG_FORMERR:
         w->stats.formerr++;

@@ -102,6 +102,38 @@ class Loops(unittest.TestCase):
         self.assertEqual(st["queries"], 2 * len(names))
         self.assertEqual(len(loop_lines(ts)), 1, ts.output())
 
+    def test_two_telesinks_forwarding_to_each_other(self):
+        # A -> B -> A: B passes A's marker on with its own, so A recognises its query when it
+        # comes back. (Without that, A would take B's query for the same question as its own
+        # in flight, and both would wait for each other until timeout_ms.)
+        conf = "[server]\nthreads = 2\n[upstream]\nservers = %s\ntimeout_ms = %d\n"
+        with FakeUpstream() as up, \
+                Telesink(config=conf % (up.addr, TIMEOUT_MS)) as a, \
+                Telesink(config=conf % ("127.0.0.1:%d" % a.v4[1], TIMEOUT_MS)) as b:
+            with open(a.config_path, "w") as f:
+                f.write(conf % ("127.0.0.1:%d" % b.v4[1], TIMEOUT_MS))
+            n = len(a.lines)
+            a.send_signal(signal.SIGHUP)
+            self.assertIsNotNone(a.wait_for_line(r"reloaded: upstreams 127\.0\.0\.1:%d" % b.v4[1],
+                                                 10, n))
+            names = ["pair%d.example.test" % i for i in range(4)]
+            for name in names:
+                r, took = ask(a.v4, name)
+                self.assertEqual(r.rcode(), dns.rcode.SERVFAIL, name)
+                self.assertLess(took, TIMEOUT_MS / 1000 / 2, name)
+            self.assertIsNotNone(a.wait_for_line(r"forwarding loop: a query we sent upstream "
+                                                 r"came back to us from 127\.0\.0\.1:", 5))
+            self.assertEqual(a.stop(), 0)
+            self.assertEqual(b.stop(), 0)
+        sa, sb = a.stats(), b.stats()
+        self.assertEqual(sa["forwarding_loops"], len(names))
+        self.assertEqual(sb["forwarding_loops"], 0)
+        # Each question: client -> A -> B -> A, and no further.
+        self.assertEqual(sa["queries"], 2 * len(names))
+        self.assertEqual(sb["queries"], len(names))
+        self.assertEqual(sa["upstream_timeouts"] + sb["upstream_timeouts"], 0)
+        self.assertEqual(len(up.queries), 0)
+
 
 if __name__ == "__main__":
     unittest.main()

@@ -18,8 +18,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         uint8_t lower[DNS_MAX_NAME], marker[DNSMSG_LOOP_MARKER_LEN];
         dnsmsg_name_lower(q.qname, q.qname_len, lower);
         dnsmsg_loop_marker(key, nonce, marker);
+        uint8_t carried[DNSMSG_LOOP_CARRY * DNSMSG_LOOP_MARKER_LEN];
+        size_t nc = dnsmsg_loop_markers(data, size, &q, carried);
+        if (nc > DNSMSG_LOOP_CARRY)
+            __builtin_trap();
         size_t n = dnsmsg_upstream_query(lower, q.qname_len, q.qtype, q.qclass, 0x1234, q.cd,
-                                         q.do_bit, marker, out, sizeof out);
+                                         q.do_bit, marker, carried, nc, out, sizeof out);
         /* What we send must itself be a query we would accept, and recognise as ours. */
         struct dnsmsg_query back;
         if (n == 0 || dnsmsg_parse_query(out, n, &back) != DNSMSG_OK ||

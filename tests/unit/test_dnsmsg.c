@@ -284,8 +284,8 @@ static void test_upstream_query(void **state)
     (void)state;
     uint8_t name[] = "\7example\3com";
     uint8_t out[DNSMSG_SMALL_MAX];
-    size_t n = dnsmsg_upstream_query(name, sizeof name, TYPE_A, 1, 0x5555, true, true, NULL, out,
-                                     sizeof out);
+    size_t n = dnsmsg_upstream_query(name, sizeof name, TYPE_A, 1, 0x5555, true, true, NULL, NULL,
+                                     0, out, sizeof out);
     struct dnsmsg_query q;
     assert_int_equal(dnsmsg_parse_query(out, n, &q), DNSMSG_OK);
     assert_int_equal(q.id, 0x5555);
@@ -1045,7 +1045,7 @@ static void test_loop_marker_round_trip(void **state)
     uint8_t name[] = "\7example\3com";
     uint8_t out[DNSMSG_SMALL_MAX];
     size_t n = dnsmsg_upstream_query(name, sizeof name, TYPE_A, 1, 0x7777, false, false, marker,
-                                     out, sizeof out);
+                                     NULL, 0, out, sizeof out);
     struct dnsmsg_query q;
     assert_int_equal(dnsmsg_parse_query(out, n, &q), DNSMSG_OK);
     assert_int_equal(q.opt_rdlen, 4 + DNSMSG_LOOP_MARKER_LEN);
@@ -1057,11 +1057,56 @@ static void test_loop_marker_round_trip(void **state)
     out[q.opt_rdata + 4] ^= 1;
     assert_false(dnsmsg_query_has_loop_marker(out, n, &q, key));
     /* Without a marker there is no option at all. */
-    n = dnsmsg_upstream_query(name, sizeof name, TYPE_A, 1, 0x7777, false, false, NULL, out,
-                              sizeof out);
+    n = dnsmsg_upstream_query(name, sizeof name, TYPE_A, 1, 0x7777, false, false, NULL, NULL, 0,
+                              out, sizeof out);
     assert_int_equal(dnsmsg_parse_query(out, n, &q), DNSMSG_OK);
     assert_int_equal(q.opt_rdlen, 0);
     assert_false(dnsmsg_query_has_loop_marker(out, n, &q, key));
+}
+
+/* A -> B -> A: B passes A's marker on with its own, and A recognises it. */
+static void test_loop_markers_carried(void **state)
+{
+    (void)state;
+    uint8_t a_key[DNSMSG_LOOP_KEY_LEN] = {1}, b_key[DNSMSG_LOOP_KEY_LEN] = {2};
+    uint8_t nonce[8] = {5}, a_marker[DNSMSG_LOOP_MARKER_LEN], b_marker[DNSMSG_LOOP_MARKER_LEN];
+    dnsmsg_loop_marker(a_key, nonce, a_marker);
+    dnsmsg_loop_marker(b_key, nonce, b_marker);
+    uint8_t name[] = "\7example\3com";
+    uint8_t a_out[DNSMSG_SMALL_MAX], b_out[DNSMSG_SMALL_MAX];
+    size_t n = dnsmsg_upstream_query(name, sizeof name, TYPE_A, 1, 1, false, false, a_marker, NULL,
+                                     0, a_out, sizeof a_out);
+    struct dnsmsg_query q;
+    assert_int_equal(dnsmsg_parse_query(a_out, n, &q), DNSMSG_OK);
+    /* B receives A's query: one marker to carry, not B's own. */
+    uint8_t carried[DNSMSG_LOOP_CARRY * DNSMSG_LOOP_MARKER_LEN];
+    assert_false(dnsmsg_query_has_loop_marker(a_out, n, &q, b_key));
+    assert_int_equal(dnsmsg_loop_markers(a_out, n, &q, carried), 1);
+    assert_memory_equal(carried, a_marker, DNSMSG_LOOP_MARKER_LEN);
+    n = dnsmsg_upstream_query(name, sizeof name, TYPE_A, 1, 2, false, false, b_marker, carried, 1,
+                              b_out, sizeof b_out);
+    assert_int_equal(dnsmsg_parse_query(b_out, n, &q), DNSMSG_OK);
+    assert_int_equal(q.opt_rdlen, 2 * (4 + DNSMSG_LOOP_MARKER_LEN));
+    assert_true(dnsmsg_query_has_loop_marker(b_out, n, &q, a_key)); /* back at A: a loop */
+    assert_true(dnsmsg_query_has_loop_marker(b_out, n, &q, b_key));
+    /* Never more than DNSMSG_LOOP_CARRY carried: a long chain cannot grow the query. */
+    uint8_t many[5 * DNSMSG_LOOP_MARKER_LEN];
+    for (int i = 0; i < 5; i++)
+        memcpy(many + i * DNSMSG_LOOP_MARKER_LEN, a_marker, DNSMSG_LOOP_MARKER_LEN);
+    n = dnsmsg_upstream_query(name, sizeof name, TYPE_A, 1, 3, false, false, b_marker, many, 5,
+                              b_out, sizeof b_out);
+    assert_int_equal(dnsmsg_parse_query(b_out, n, &q), DNSMSG_OK);
+    assert_int_equal(q.opt_rdlen, (1 + DNSMSG_LOOP_CARRY) * (4 + DNSMSG_LOOP_MARKER_LEN));
+    assert_int_equal(dnsmsg_loop_markers(b_out, n, &q, carried), DNSMSG_LOOP_CARRY);
+    /* The longest name still fits in a small query with every marker. */
+    uint8_t longest[DNS_MAX_NAME]; /* labels of 63, 63, 63 and 61 bytes: 255 on the wire */
+    memset(longest, 'a', sizeof longest);
+    longest[0] = longest[64] = longest[128] = 63;
+    longest[192] = 61;
+    longest[254] = 0;
+    n = dnsmsg_upstream_query(longest, 255, TYPE_A, 1, 4, false, true, b_marker, many, 5, b_out,
+                              sizeof b_out);
+    assert_true(n > 0 && n <= DNSMSG_SMALL_MAX);
 }
 
 static void test_loop_marker_among_other_options(void **state)
@@ -1180,6 +1225,7 @@ int main(void)
         cmocka_unit_test(test_reply_cnames_none),
         cmocka_unit_test(test_siphash_reference_vector),
         cmocka_unit_test(test_loop_marker_round_trip),
+        cmocka_unit_test(test_loop_markers_carried),
         cmocka_unit_test(test_loop_marker_among_other_options),
         cmocka_unit_test(test_any_reply_is_minimal),
         cmocka_unit_test(test_error_reply_ede),
