@@ -14,7 +14,8 @@
 #
 # telesink runs as deployed, but with one serving thread (the harness gives the server one
 # core), rate_limit = 0 (dnsperf is a single client) and the query log on; PROJECT_CHECK
-# counts the rows it logged, so a run that logged nothing is visible. TELESINK_LOG=no runs it
+# reads the log's own counters (queries logged, and dropped because the queue was full), so a
+# run that logged nothing, or fell behind, is visible. TELESINK_LOG=no runs it
 # with the query log off (to see what logging costs; the published figures have it on).
 # Needs: dnsperf unbound dnsmasq dnsdist nsd sqlite3 gcc (see harness/README.md).
 set -euo pipefail
@@ -40,7 +41,7 @@ export PROJECT_NAME=telesink
 # reads them that way (a plain third-party file would be exact names, as Pi-hole reads it).
 export PROJECT_PREPARE='cp {blocklist} {rundir}/bench.list'
 export PROJECT_CMD="$build/telesink serve --config $conf --listen {addr}:{port} --upstream {upstream} --lists {rundir}/bench.list --db {rundir}/telesink.db --log-level warn"
-export PROJECT_CHECK='sqlite3 {rundir}/telesink.db "select count(*) from log"'
+export PROJECT_CHECK='sqlite3 {rundir}/telesink.db "select '"'"'logged '"'"' || sum(logged) || '"'"', dropped '"'"' || sum(dropped) from counters"'
 export RUN_ID=${RUN_ID:-$(date +%Y%m%d-%H%M%S)}
 export RUNS_DIR=$out/runs RESULTS_DIR=$out/results DATA_DIR=$out/data
 mkdir -p "$RUNS_DIR" "$RESULTS_DIR" "$DATA_DIR"
