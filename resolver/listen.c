@@ -8,6 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "intern.h"
 #include "log.h"
 #include "netaddr.h"
 #include "tls.h"
@@ -72,7 +73,7 @@ struct listen_conn {
     bool dot;             /* counted against tls_max_connections */
     bool open;            /* the handshake is done */
     struct tls_conn *tls; /* the session between the socket and buf (plaintext) */
-    char name[64];        /* the client's name from its SNI, or "" */
+    const char *name;     /* the client's name from its SNI (interned), or NULL */
 };
 
 /* Lives from listen_start until every handle is closed and every connection freed. */
@@ -407,7 +408,7 @@ static void tls_respond(struct listen_conn *c, const uint8_t prefix[2], const ui
 
 const char *listen_origin_name(const struct listen_origin *o)
 {
-    return o->conn && o->conn->name[0] ? o->conn->name : NULL;
+    return o->conn ? o->conn->name : NULL;
 }
 
 void listen_respond(const struct listen_origin *o, const uint8_t *pkt, size_t len)
@@ -724,7 +725,9 @@ static void tls_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
         c->eof = true; /* close_notify: answer what it asked, then close */
     if (!c->open && (st == TLS_OPEN || st == TLS_CLOSED)) {
         c->open = true;
-        tls_conn_client_name(c->tls, c->name, sizeof c->name);
+        char name[INTERN_LEN + 1];
+        size_t n = tls_conn_client_name(c->tls, name, sizeof name);
+        c->name = n ? intern(name, n) : NULL; /* NULL: none, or no room left for it */
     }
     /* Until the handshake is done the timer runs from accept: a handshake that trickles in
      * or never completes is closed like an idle connection. */

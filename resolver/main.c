@@ -18,6 +18,7 @@
 #include <uv.h>
 
 #include "config.h"
+#include "intern.h"
 #include "listcmd.h"
 #include "listen.h"
 #include "log.h"
@@ -557,6 +558,7 @@ out:
     ratelimit_destroy(d.ratelimit);
     config_unref(d.cfg);
     policy_unref(d.policy);
+    intern_free_all(); /* the loops and the log writer, its users, are gone */
     return status;
 }
 

@@ -18,6 +18,7 @@
 
 #include "clients.h"
 #include "db.h"
+#include "intern.h"
 #include "log.h"
 #include "neigh.h"
 #include "wire.h"
@@ -606,10 +607,17 @@ static int64_t client_id(struct qlog *q, const struct config *cfg, const struct 
                          int *rc)
 {
     *rc = SQLITE_OK;
-    /* The key: the struct up to the name, and the name's bytes (it is last, and mostly ""). */
-    size_t klen = offsetof(struct qlog_client, name) + strnlen(c->name, sizeof c->name);
-    uint64_t h = bytes_hash(c, klen);
-    int64_t id = idmap_get(&q->clients, c, klen, h);
+    /* The key: the struct up to the name, and the name's bytes (it is last, and mostly none). */
+    uint8_t key[offsetof(struct qlog_client, name) + INTERN_LEN];
+    size_t klen = offsetof(struct qlog_client, name), nlen = c->name ? strlen(c->name) : 0;
+    memcpy(key, c, klen);
+    if (nlen > INTERN_LEN)
+        nlen = INTERN_LEN;
+    if (nlen)
+        memcpy(key + klen, c->name, nlen);
+    klen += nlen;
+    uint64_t h = bytes_hash(key, klen);
+    int64_t id = idmap_get(&q->clients, key, klen, h);
     if (id > 0)
         return id;
     /* First time this batch of caches sees the client: its text, MAC and configured name. */
@@ -627,12 +635,12 @@ static int64_t client_id(struct qlog *q, const struct config *cfg, const struct 
     cid.prefix = c->prefix;
     cid.has_mac = have_mac;
     memcpy(cid.mac, macb, 6);
-    const char *name = c->name[0] ? c->name : clients_name(cfg, &cid);
+    const char *name = c->name ? c->name : clients_name(cfg, &cid);
     id = db_client_id(q->db, addr, mac, name ? name : "", q->hour, rc);
     /* A MAC found in the neighbour table is remembered with the address for a while only:
      * the cache is cleared when full or reloaded. */
     if (id > 0)
-        idmap_put(&q->clients, c, klen, h, id);
+        idmap_put(&q->clients, key, klen, h, id);
     return id;
 }
 

@@ -34,8 +34,10 @@ struct qlog_client {
     bool from_edns; /* identity given by a trusted forwarder */
     uint8_t addr[16];
     uint8_t mac[6];
-    char name[64]; /* the device's own name (DoT SNI, see listen_origin_name); "" = none. It
-                      wins over a [clients] name for the address or MAC */
+    uint8_t zero[6]; /* explicit padding, kept 0: the bytes before name are a cache key */
+    /* The device's own name (DoT SNI, see listen_origin_name), interned (intern.h): it lives as
+     * long as the process. NULL = none. It wins over a [clients] name for the address or MAC. */
+    const char *name;
 };
 
 /* One query, as logged. Filled in place in the ring by qlog_reserve()/qlog_commit(). */

@@ -87,9 +87,7 @@ static void identify(const struct worker *w, const struct listen_origin *from, c
     const struct sockaddr *peer = (const struct sockaddr *)&from->peer;
     struct qlog_client *c = &a->client;
     memset(c, 0, sizeof *c);
-    const char *name = from->conn ? listen_origin_name(from) : NULL; /* DoT: the SNI's */
-    if (name)
-        snprintf(c->name, sizeof c->name, "%s", name);
+    c->name = from->conn ? listen_origin_name(from) : NULL; /* DoT: the SNI's (interned) */
     if (peer->sa_family == AF_INET &&
         !(a->q.edns && in_cidrs(w->cfg->trusted_forwarders, w->cfg->n_trusted_forwarders, peer))) {
         /* The common case, without the detour through struct client_id. */
