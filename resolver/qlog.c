@@ -8,7 +8,6 @@
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stddef.h>
-
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
