@@ -17,16 +17,27 @@
 
 static char path[256];
 
-static struct db *open_fresh(void)
+/* path: a file in a new temporary directory. */
+static void new_path(void)
 {
     char dir[] = "/tmp/telesink-db-XXXXXX";
     assert_non_null(mkdtemp(dir));
     snprintf(path, sizeof path, "%s/q.db", dir);
+}
+
+static struct db *open_path(void)
+{
     int rc;
     char err[256];
     struct db *d = db_open(path, 100, &rc, err, sizeof err);
     assert_non_null(d);
     return d;
+}
+
+static struct db *open_fresh(void)
+{
+    new_path();
+    return open_path();
 }
 
 static void cleanup(struct db *d)
@@ -218,18 +229,14 @@ static const char log_v1[] =
 static void test_migrates_version_1(void **state)
 {
     (void)state;
-    char dir[] = "/tmp/telesink-db-XXXXXX";
-    assert_non_null(mkdtemp(dir));
-    snprintf(path, sizeof path, "%s/q.db", dir);
+    new_path();
     sqlite3 *c;
     assert_int_equal(sqlite3_open(path, &c), SQLITE_OK);
     assert_int_equal(sqlite3_exec(c, log_v1, NULL, NULL, NULL), SQLITE_OK);
     sqlite3_close(c);
 
     int rc;
-    char err[256];
-    struct db *d = db_open(path, 100, &rc, err, sizeof err);
-    assert_non_null(d);
+    struct db *d = open_path();
     assert_int_equal(count("PRAGMA user_version"), 2);
     assert_int_equal(count("SELECT hash FROM domains WHERE id = 9"),
                      db_name_hash("b.example.test", 14));
