@@ -8,11 +8,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "namedir.h"
 #include "wire.h"
 
 enum stmt {
     S_INSERT,
-    S_DOMAIN_GET,
     S_DOMAIN_ADD,
     S_CLIENT_GET,
     S_CLIENT_ADD,
@@ -30,13 +30,15 @@ enum stmt {
     S_CLIENT_SEEN,
     S_DOMAIN_EXPIRE,
     S_CLIENT_EXPIRE,
+    S_DOMAIN_NAME,
+    S_DOMAIN_ALL,
+    S_DATA_VERSION,
     S_MAX,
 };
 
 static const char *const stmt_sql[S_MAX] = {
     [S_INSERT] = "INSERT INTO log(id, client, domain, qtype, status, list, rcode, upstream, "
                  "duration, flags) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-    [S_DOMAIN_GET] = "SELECT id FROM domains WHERE hash = ?1 AND name = ?2",
     [S_DOMAIN_ADD] = "INSERT INTO domains(name, hash, last_seen) VALUES (?1, ?2, ?3)",
     [S_CLIENT_GET] = "SELECT id FROM clients WHERE addr = ?1 AND mac = ?2 AND name = ?3",
     [S_CLIENT_ADD] = "INSERT INTO clients(addr, mac, name) VALUES (?1, ?2, ?3)",
@@ -58,16 +60,34 @@ static const char *const stmt_sql[S_MAX] = {
     [S_DOMAIN_SEEN] = "UPDATE domains SET last_seen = ?2 WHERE id = ?1 AND last_seen < ?2",
     [S_CLIENT_SEEN] = "UPDATE clients SET last_seen = ?2 WHERE id = ?1 AND last_seen < ?2",
     [S_DOMAIN_EXPIRE] = "DELETE FROM domains WHERE id IN "
-                        "(SELECT id FROM domains WHERE last_seen < ?1 LIMIT ?2)",
+                        "(SELECT id FROM domains WHERE last_seen < ?1 LIMIT ?2) "
+                        "RETURNING id, hash",
     [S_CLIENT_EXPIRE] = "DELETE FROM clients WHERE id IN "
                         "(SELECT id FROM clients WHERE last_seen < ?1 LIMIT ?2)",
+    [S_DOMAIN_NAME] = "SELECT name FROM domains WHERE id = ?1",
+    [S_DOMAIN_ALL] = "SELECT id, hash FROM domains",
+    [S_DATA_VERSION] = "PRAGMA data_version",
 };
+
+/* Names added or deleted by the open transaction: undone in the directory on rollback. */
+struct dir_change {
+    int64_t id;
+    uint32_t hash;
+    bool added;
+};
+
+static int load_dir(struct db *d);
 
 struct db {
     sqlite3 *conn;
     unsigned busy_ms;
     sqlite3_stmt *st[S_MAX];
     int64_t last_id;
+    struct namedir dir;         /* every name in the file: hash -> ids (schema 3) */
+    struct dir_change *changes; /* of the open transaction */
+    size_t n_changes, cap_changes;
+    int64_t data_version; /* changes when another connection commits */
+    bool dir_valid;       /* false after a failed load: no name can be looked up */
 };
 
 /* The contract for people and scripts (DESIGN.md): the same in every schema version. */
@@ -130,6 +150,13 @@ static const char schema_v2_step[] =
     "DROP TABLE domains;"
     "ALTER TABLE domains_v2 RENAME TO domains;"
     "CREATE INDEX domains_hash ON domains(hash);" QUERIES_VIEW "PRAGMA user_version = 2;";
+
+/*
+ * Version 3: no index on the hash any more. The writer keeps every name's (hash, id) in memory
+ * (namedir.h) and reads a candidate's name by id: with random hashes, each commit of a log that
+ * saw a few thousand new names rewrote most of the index's pages into the WAL.
+ */
+static const char schema_v3_step[] = "DROP INDEX IF EXISTS domains_hash; PRAGMA user_version = 3;";
 
 /* Part of the file format (schema 2): the stored hash of a name. Never change it. */
 int64_t db_name_hash(const char *name, size_t len)
@@ -198,7 +225,9 @@ static int migrate(struct db *d, char *err, size_t errlen)
         rc = exec(d, schema_v1, err, errlen);
     if (rc == SQLITE_OK && version < 2)
         rc = exec(d, schema_v2_step, err, errlen);
-    /* version 2 -> 3 goes here when the schema changes. */
+    if (rc == SQLITE_OK && version < 3)
+        rc = exec(d, schema_v3_step, err, errlen);
+    /* version 3 -> 4 goes here when the schema changes. */
     if (rc != SQLITE_OK) {
         sqlite3_exec(d->conn, "ROLLBACK", NULL, NULL, NULL);
         return rc;
@@ -224,6 +253,8 @@ void db_close(struct db *d)
     for (int i = 0; i < S_MAX; i++)
         sqlite3_finalize(d->st[i]);
     sqlite3_close_v2(d->conn);
+    namedir_free(&d->dir);
+    free(d->changes);
     free(d);
 }
 
@@ -286,7 +317,11 @@ struct db *db_open(const char *path, unsigned busy_timeout_ms, int *rc, char *er
             d->last_id = sqlite3_column_int64(st, 0);
         sqlite3_finalize(st);
     }
-    *rc = SQLITE_OK;
+    if ((*rc = load_dir(d)) != SQLITE_OK) {
+        snprintf(err, errlen, "reading the names: %s", sqlite3_errstr(*rc));
+        db_close(d);
+        return NULL;
+    }
     return d;
 }
 
@@ -325,20 +360,101 @@ static int run(sqlite3_stmt *st)
     return rc == SQLITE_DONE || rc == SQLITE_ROW ? SQLITE_OK : rc;
 }
 
+/* PRAGMA data_version: the same value until another connection commits. */
+static int data_version(struct db *d, int64_t *v)
+{
+    sqlite3_stmt *st = d->st[S_DATA_VERSION];
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW)
+        *v = sqlite3_column_int64(st, 0);
+    sqlite3_reset(st);
+    return rc == SQLITE_ROW ? SQLITE_OK : rc;
+}
+
+/* (Re)build the name directory from the file: at open, and after another connection wrote. */
+static int load_dir(struct db *d)
+{
+    namedir_clear(&d->dir);
+    d->n_changes = 0;
+    d->dir_valid = false;
+    /* The version first: a commit by someone else between the two reads only costs a reload. */
+    int rc = data_version(d, &d->data_version);
+    if (rc != SQLITE_OK)
+        return rc;
+    sqlite3_stmt *st = d->st[S_DOMAIN_ALL];
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        if (namedir_add(&d->dir, (uint32_t)sqlite3_column_int64(st, 1),
+                        sqlite3_column_int64(st, 0)) != 0) {
+            rc = SQLITE_NOMEM;
+            break;
+        }
+    }
+    sqlite3_reset(st);
+    if (rc != SQLITE_DONE) {
+        namedir_clear(&d->dir);
+        return rc;
+    }
+    d->dir_valid = true;
+    return SQLITE_OK;
+}
+
 int db_begin(struct db *d)
 {
-    return run(d->st[S_BEGIN]);
+    int rc = run(d->st[S_BEGIN]);
+    if (rc != SQLITE_OK)
+        return rc;
+    /* Another writer (a second telesink on the same file, someone with the sqlite3 shell)
+     * may have added or deleted names: the directory must be exact, or a name gets two ids. */
+    int64_t v = d->data_version;
+    if ((rc = data_version(d, &v)) == SQLITE_OK && (v != d->data_version || !d->dir_valid))
+        rc = load_dir(d);
+    if (rc != SQLITE_OK)
+        db_rollback(d);
+    return rc;
 }
 
 int db_commit(struct db *d)
 {
-    return run(d->st[S_COMMIT]);
+    int rc = run(d->st[S_COMMIT]);
+    if (rc == SQLITE_OK)
+        d->n_changes = 0;
+    return rc;
 }
 
 void db_rollback(struct db *d)
 {
     if (!sqlite3_get_autocommit(d->conn))
         run(d->st[S_ROLLBACK]);
+    /* Whatever the transaction did to the names is undone, newest first (SQLite may have
+     * rolled back on its own already: a full disk, an I/O error). */
+    while (d->n_changes > 0) {
+        const struct dir_change *c = &d->changes[--d->n_changes];
+        if (c->added)
+            namedir_remove(&d->dir, c->hash, c->id);
+        else
+            namedir_add(&d->dir, c->hash, c->id); /* the slot was freed: no growth needed */
+    }
+}
+
+/* Room for one more change, so that recording it after the database changed cannot fail. */
+static int reserve_change(struct db *d)
+{
+    if (d->n_changes == d->cap_changes) {
+        size_t cap = d->cap_changes ? d->cap_changes * 2 : 256;
+        struct dir_change *c = realloc(d->changes, cap * sizeof *c);
+        if (!c)
+            return SQLITE_NOMEM;
+        d->changes = c;
+        d->cap_changes = cap;
+    }
+    return SQLITE_OK;
+}
+
+static void note_change(struct db *d, uint32_t hash, int64_t id, bool added)
+{
+    if (sqlite3_get_autocommit(d->conn))
+        return; /* no transaction open: the statement committed by itself */
+    d->changes[d->n_changes++] = (struct dir_change){.id = id, .hash = hash, .added = added};
 }
 
 /* SELECT then INSERT: ids of the small tables. The caller caches them. */
@@ -378,30 +494,51 @@ static int64_t seen(struct db *d, enum stmt st, int64_t id, int64_t hour, int *r
     return *rc == SQLITE_OK ? id : 0;
 }
 
-/* get_or_add's SELECT then INSERT, by hash and name, a new name inserted with its hour: this
- * runs for every name the writer has not cached, a tenth of the queries in a busy log. */
+/* Is row `id` this name? (Two names share a 32-bit hash now and then.) */
+static int name_is(struct db *d, int64_t id, const char *name, size_t len, bool *same)
+{
+    sqlite3_stmt *st = d->st[S_DOMAIN_NAME];
+    sqlite3_bind_int64(st, 1, id);
+    int rc = sqlite3_step(st);
+    *same = rc == SQLITE_ROW && (size_t)sqlite3_column_bytes(st, 0) == len &&
+            memcmp(sqlite3_column_blob(st, 0), name, len) == 0;
+    sqlite3_reset(st);
+    return rc == SQLITE_ROW || rc == SQLITE_DONE ? SQLITE_OK : rc;
+}
+
+/* The directory's candidates for the name's hash, each checked by reading its name; a new name
+ * is inserted with its hour. This runs for every name the writer has not cached, a tenth of the
+ * queries in a busy log; a new name (no candidate at all, nearly always) costs only the insert. */
 int64_t db_domain_id(struct db *d, const char *name, size_t len, int64_t hour, int *rc)
 {
-    int64_t h = db_name_hash(name, len);
-    sqlite3_stmt *g = d->st[S_DOMAIN_GET];
-    sqlite3_bind_int64(g, 1, h);
-    sqlite3_bind_text(g, 2, name, (int)len, SQLITE_STATIC);
-    int step = sqlite3_step(g);
-    int64_t id = step == SQLITE_ROW ? sqlite3_column_int64(g, 0) : 0;
-    sqlite3_reset(g);
-    sqlite3_clear_bindings(g);
-    if (step == SQLITE_ROW)
-        return seen(d, S_DOMAIN_SEEN, id, hour, rc);
-    if (step != SQLITE_DONE) {
-        *rc = step;
-        return 0;
+    uint32_t h = (uint32_t)db_name_hash(name, len);
+    size_t cursor = 0;
+    int64_t id;
+    *rc = d->dir_valid ? SQLITE_OK : SQLITE_NOMEM;
+    if (*rc != SQLITE_OK)
+        return 0; /* the next db_begin reads the names again */
+    while ((id = namedir_next(&d->dir, h, &cursor)) != 0) {
+        bool same;
+        if ((*rc = name_is(d, id, name, len, &same)) != SQLITE_OK)
+            return 0;
+        if (same)
+            return seen(d, S_DOMAIN_SEEN, id, hour, rc);
     }
+    if ((*rc = reserve_change(d)) != SQLITE_OK)
+        return 0;
     sqlite3_stmt *a = d->st[S_DOMAIN_ADD];
     sqlite3_bind_text(a, 1, name, (int)len, SQLITE_STATIC);
     sqlite3_bind_int64(a, 2, h);
     sqlite3_bind_int64(a, 3, hour);
-    *rc = run(a);
-    return *rc == SQLITE_OK ? sqlite3_last_insert_rowid(d->conn) : 0;
+    if ((*rc = run(a)) != SQLITE_OK)
+        return 0;
+    id = sqlite3_last_insert_rowid(d->conn);
+    if (namedir_add(&d->dir, h, id) != 0) {
+        *rc = SQLITE_NOMEM; /* the caller rolls back: the row goes too */
+        return 0;
+    }
+    note_change(d, h, id, true);
+    return id;
 }
 
 int64_t db_client_id(struct db *d, const char *addr, const char *mac, const char *name,
@@ -433,14 +570,47 @@ static int delete_in_transaction(struct db *d, sqlite3_stmt *const *st, size_t n
     return deleted;
 }
 
+/* The names deleted go from the directory too (back in if the transaction rolls back). */
+static int expire_domains(struct db *d, int64_t cutoff_hour, int chunk, int *deleted)
+{
+    sqlite3_stmt *st = d->st[S_DOMAIN_EXPIRE];
+    sqlite3_bind_int64(st, 1, cutoff_hour);
+    sqlite3_bind_int(st, 2, chunk);
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        int64_t id = sqlite3_column_int64(st, 0);
+        uint32_t h = (uint32_t)sqlite3_column_int64(st, 1);
+        if ((rc = reserve_change(d)) != SQLITE_OK)
+            break;
+        if (namedir_remove(&d->dir, h, id))
+            note_change(d, h, id, false);
+        ++*deleted;
+    }
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+    return rc == SQLITE_DONE ? SQLITE_OK : rc;
+}
+
 int db_expire_names(struct db *d, int64_t cutoff_hour, int chunk)
 {
-    sqlite3_stmt *st[] = {d->st[S_DOMAIN_EXPIRE], d->st[S_CLIENT_EXPIRE]};
-    for (int i = 0; i < 2; i++) {
-        sqlite3_bind_int64(st[i], 1, cutoff_hour);
-        sqlite3_bind_int(st[i], 2, chunk);
+    int deleted = 0;
+    int rc = db_begin(d);
+    if (rc == SQLITE_OK)
+        rc = expire_domains(d, cutoff_hour, chunk, &deleted);
+    if (rc == SQLITE_OK) {
+        sqlite3_stmt *st = d->st[S_CLIENT_EXPIRE];
+        sqlite3_bind_int64(st, 1, cutoff_hour);
+        sqlite3_bind_int(st, 2, chunk);
+        rc = run(st);
+        deleted += sqlite3_changes(d->conn);
     }
-    return delete_in_transaction(d, st, 2);
+    if (rc == SQLITE_OK)
+        rc = db_commit(d);
+    if (rc != SQLITE_OK) {
+        db_rollback(d);
+        return -rc;
+    }
+    return deleted;
 }
 
 int64_t db_list_id(struct db *d, const char *name, const char *vendor, const char *category,

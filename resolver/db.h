@@ -2,11 +2,12 @@
  * db: the query log's SQLite schema and statements. Used by the qlog writer thread only (one
  * write connection); `telesink report` opens the same file read-only.
  *
- * Schema (user_version 2): `log` holds one row per query, keyed by an id that is the time in
+ * Schema (user_version 3): `log` holds one row per query, keyed by an id that is the time in
  * milliseconds shifted left 10 bits plus a sequence number, so rows are in time order and a time
  * window is a rowid range without any extra index (about 34 bytes per row on disk). Names,
  * clients, lists and upstreams are stored once each and referenced by id (a name is found by a
- * 32-bit hash of its bytes, db_name_hash, in an integer index). `counters` keeps, per
+ * 32-bit hash of its bytes, db_name_hash, stored with it and kept in memory by the writer's
+ * connection: namedir.h). `counters` keeps, per
  * hour, how many queries were seen, logged, deliberately not logged (log_allowed = no) and
  * dropped (queue full or database fault), so a report can say when the log is incomplete. The
  * `queries` view is the contract for people and scripts.
@@ -19,7 +20,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define DB_SCHEMA_VERSION 2
+#define DB_SCHEMA_VERSION 3
 
 enum db_status {
     DB_BLOCKED = 1,
@@ -45,6 +46,11 @@ void db_close(struct db *d);
 /* PRAGMA quick_check: 0 when "ok", else the SQLite error code (SQLITE_CORRUPT for bad content). */
 int db_check(struct db *d, char *err, size_t errlen);
 
+/*
+ * BEGIN IMMEDIATE (re-reading the names first when another connection wrote since), COMMIT,
+ * ROLLBACK. A rollback also takes back what the transaction did to the writer's names in
+ * memory, also after SQLite rolled back by itself (a full disk): call it after any failure.
+ */
 int db_begin(struct db *d);
 int db_commit(struct db *d);
 void db_rollback(struct db *d);

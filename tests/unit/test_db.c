@@ -225,7 +225,8 @@ static const char log_v1[] =
     "  VALUES (1832960000000000, 1, 9, 1, 2, 0, 1000);"
     "PRAGMA user_version = 1;";
 
-/* A version 1 file is brought to version 2: names keep their ids and are found by hash. */
+/* A version 1 file is brought to version 3: names keep their ids, get their hash, and are
+ * found without any index on the names. */
 static void test_migrates_version_1(void **state)
 {
     (void)state;
@@ -237,10 +238,12 @@ static void test_migrates_version_1(void **state)
 
     int rc;
     struct db *d = open_path();
-    assert_int_equal(count("PRAGMA user_version"), 2);
+    assert_int_equal(count("PRAGMA user_version"), 3);
     assert_int_equal(count("SELECT hash FROM domains WHERE id = 9"),
                      db_name_hash("b.example.test", 14));
-    assert_int_equal(count("SELECT count(*) FROM sqlite_master WHERE name = 'domains_hash'"), 1);
+    assert_int_equal(count("SELECT count(*) FROM sqlite_master WHERE type = 'index' AND "
+                           "tbl_name = 'domains'"),
+                     0);
     /* Old names keep their ids, a new one gets its own, once. */
     assert_int_equal(db_domain_id(d, "b.example.test", 14, 200, &rc), 9);
     assert_int_equal(db_domain_id(d, "a.example.test", 14, 200, &rc), 5);
@@ -256,6 +259,98 @@ static void test_migrates_version_1(void **state)
     cleanup(d);
 }
 
+/* Run SQL on a second connection (another writer, as far as d can tell). */
+static void other_writer(const char *sql)
+{
+    sqlite3 *c;
+    assert_int_equal(sqlite3_open(path, &c), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(c, sql, NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(c);
+}
+
+/* Two names with the same 32-bit hash (found by search; checked here) get an id each. */
+static void test_names_sharing_a_hash(void **state)
+{
+    (void)state;
+    static const char a[] = "n54871.collide.test", b[] = "n82005.collide.test";
+    assert_int_equal(db_name_hash(a, strlen(a)), db_name_hash(b, strlen(b)));
+    struct db *d = open_fresh();
+    int rc;
+    assert_int_equal(db_begin(d), SQLITE_OK);
+    int64_t ia = db_domain_id(d, a, strlen(a), 1, &rc);
+    int64_t ib = db_domain_id(d, b, strlen(b), 1, &rc);
+    assert_true(ia > 0 && ib > 0 && ia != ib);
+    assert_int_equal(db_domain_id(d, b, strlen(b), 1, &rc), ib);
+    assert_int_equal(db_domain_id(d, a, strlen(a), 1, &rc), ia);
+    assert_int_equal(db_commit(d), SQLITE_OK);
+    /* A reopened file finds them again (the directory is read back from the table). */
+    db_close(d);
+    d = open_path();
+    assert_int_equal(db_domain_id(d, a, strlen(a), 2, &rc), ia);
+    assert_int_equal(db_domain_id(d, b, strlen(b), 2, &rc), ib);
+    assert_int_equal(count("SELECT count(*) FROM domains"), 2);
+    cleanup(d);
+}
+
+/* A rolled-back transaction's names are gone from the file and from the directory; names
+ * another connection added or deleted meanwhile are seen at the next transaction. */
+static void test_names_after_rollback_and_other_writers(void **state)
+{
+    (void)state;
+    struct db *d = open_fresh();
+    int rc;
+    assert_int_equal(db_begin(d), SQLITE_OK);
+    int64_t gone = db_domain_id(d, "rolled.back.test", 16, 1, &rc);
+    assert_true(gone > 0);
+    db_rollback(d);
+    assert_int_equal(count("SELECT count(*) FROM domains"), 0);
+    /* The rowid is free again: a different name takes it; the first is new once more. */
+    assert_int_equal(db_domain_id(d, "other.test", 10, 1, &rc), gone);
+    int64_t again = db_domain_id(d, "rolled.back.test", 16, 1, &rc);
+    assert_true(again > gone);
+    assert_int_equal(db_domain_id(d, "rolled.back.test", 16, 1, &rc), again);
+
+    /* Another writer adds a name and deletes one. */
+    char sql[256];
+    snprintf(sql, sizeof sql,
+             "INSERT INTO domains(id, name, hash, last_seen) VALUES (100, 'theirs.test', %lld, 1);"
+             "DELETE FROM domains WHERE id = %lld;",
+             (long long)db_name_hash("theirs.test", 11), (long long)again);
+    other_writer(sql);
+    assert_int_equal(db_begin(d), SQLITE_OK);
+    assert_int_equal(db_domain_id(d, "theirs.test", 11, 1, &rc), 100);
+    int64_t back = db_domain_id(d, "rolled.back.test", 16, 1, &rc);
+    assert_true(back > 0 && back != again);
+    assert_int_equal(db_commit(d), SQLITE_OK);
+    assert_int_equal(count("SELECT count(*) FROM domains WHERE name = 'theirs.test'"), 1);
+    assert_int_equal(count("SELECT count(*) FROM domains WHERE name = 'rolled.back.test'"), 1);
+    cleanup(d);
+}
+
+/* Expiry that fails halfway (here: the clients' delete) leaves the names it had deleted in
+ * the directory: they are still in the file, and must not be added a second time. */
+static void test_failed_expiry_keeps_names(void **state)
+{
+    (void)state;
+    struct db *d = open_fresh();
+    int rc;
+    int64_t id = db_domain_id(d, "stale.example.test", 18, 1, &rc);
+    assert_true(db_client_id(d, "192.0.2.7", "", "", 1, &rc) > 0);
+    other_writer(
+        "CREATE TRIGGER keep BEFORE DELETE ON clients BEGIN SELECT RAISE(ABORT, 'no'); END;");
+    assert_true(db_expire_names(d, 100, 10) < 0);
+    assert_int_equal(count("SELECT count(*) FROM domains"), 1);
+    assert_int_equal(db_domain_id(d, "stale.example.test", 18, 2, &rc), id);
+    assert_int_equal(count("SELECT count(*) FROM domains"), 1);
+    /* Without the trigger the name goes, and comes back as a new one. */
+    other_writer("DROP TRIGGER keep;");
+    assert_int_equal(db_expire_names(d, 100, 10), 2);
+    int64_t fresh = db_domain_id(d, "stale.example.test", 18, 200, &rc);
+    assert_true(fresh > 0);
+    assert_int_equal(count("SELECT count(*) FROM domains"), 1);
+    cleanup(d);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -263,6 +358,9 @@ int main(void)
         cmocka_unit_test(test_step_back_onto_taken_ids),
         cmocka_unit_test(test_expiry_rows_then_names),
         cmocka_unit_test(test_migrates_version_1),
+        cmocka_unit_test(test_names_sharing_a_hash),
+        cmocka_unit_test(test_names_after_rollback_and_other_writers),
+        cmocka_unit_test(test_failed_expiry_keeps_names),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
