@@ -20,6 +20,7 @@
 #include "intern.h"
 #include "log.h"
 #include "neigh.h"
+#include "threads.h"
 #include "wire.h"
 
 #define BATCH_MAX       16384
@@ -856,6 +857,7 @@ static void maintain(struct qlog *q, const struct config *cfg)
 static void *writer_main(void *arg)
 {
     struct qlog *q = arg;
+    threads_background("qlog");
     q->neigh = neigh_create(10000);
     for (;;) {
         pthread_mutex_lock(&q->lock);

@@ -14,6 +14,7 @@
 #include "dnsmsg.h"
 #include "log.h"
 #include "netaddr.h"
+#include "threads.h"
 #include "tls.h"
 
 /* Queries a single TCP connection may have in flight before we stop reading from it. */
@@ -605,6 +606,7 @@ struct worker *worker_create(unsigned index, struct config *cfg, struct policy *
 static void worker_main(void *arg)
 {
     struct worker *w = arg;
+    threads_serving(w->index);
     uv_run(&w->loop, UV_RUN_DEFAULT);
     w->loop_close_rc = uv_loop_close(&w->loop);
 }

@@ -3,11 +3,14 @@ must not recurse, answers queued before a client's FIN are all delivered, a clie
 reads cannot grow our memory, TC=1 replies with bogus counts still go to TCP, and a reply with
 a compression pointer into the header is refused. And ANY queries get the minimal RFC 8482
 answer (no amplification)."""
+import ctypes
 import os
+import platform
 import resource
 import socket
 import struct
 import tempfile
+import threading
 import unittest
 
 import dns.message
@@ -177,6 +180,63 @@ class OpenFiles(unittest.TestCase):
             self.assertEqual(len(said), 1, ts.lines)
             self.assertIn("the limit is 2048", said[0])
             self.assertIn("may need %d" % self.NEED, said[0])
+            self.assertEqual(ts.stop(), 0)
+
+
+SYS_SCHED_ATTR = {"x86_64": (314, 315), "aarch64": (274, 275)}  # (setattr, getattr)
+SCHED_BATCH = 3
+
+
+def sched_getattr(tid):
+    """(policy, nice, sched_runtime) of a thread, from the kernel's struct sched_attr."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    buf = ctypes.create_string_buffer(56)
+    if libc.syscall(SYS_SCHED_ATTR[platform.machine()][1], tid, buf, 56, 0) != 0:
+        raise OSError(ctypes.get_errno(), "sched_getattr")
+    _, policy, _, nice, _, runtime = struct.unpack_from("=IIQiIQ", buf.raw)
+    return policy, nice, runtime
+
+
+def kernel_keeps_slices():
+    """Does this kernel keep a SCHED_OTHER thread's requested slice (EEVDF, Linux 6.12+)? Asked
+    of a thread of our own, which then ends."""
+    out = []
+
+    def probe():
+        libc = ctypes.CDLL(None, use_errno=True)
+        attr = struct.pack("=IIQiIQQQII", 56, 0, 0, os.nice(0), 0, 100000, 0, 0, 0, 0)
+        buf = ctypes.create_string_buffer(attr, 56)
+        if libc.syscall(SYS_SCHED_ATTR[platform.machine()][0], 0, buf, 0) == 0:
+            out.append(sched_getattr(threading.get_native_id())[2] == 100000)
+
+    t = threading.Thread(target=probe)
+    t.start()
+    t.join()
+    return out == [True]
+
+
+@unittest.skipUnless(platform.machine() in SYS_SCHED_ATTR, "sched_attr syscall numbers known "
+                     "for x86_64 and aarch64 only")
+class Threads(unittest.TestCase):
+    """Serving threads ask for a short scheduling slice (a query preempts the log writer at
+    once), the log writer is SCHED_BATCH, both are named, and a nice value set from outside
+    stays."""
+
+    def test_names_policies_and_slices(self):
+        with Telesink(config="[server]\nthreads = 2\n", wrapper=("nice", "-n", "5")) as ts:
+            tasks = {}
+            for tid in os.listdir("/proc/%d/task" % ts.proc.pid):
+                with open("/proc/%d/task/%s/comm" % (ts.proc.pid, tid)) as f:
+                    tasks[f.read().strip()] = int(tid)
+            self.assertLessEqual({"serve0", "serve1", "qlog"}, set(tasks), tasks)
+            slices = kernel_keeps_slices()
+            for name in ("serve0", "serve1"):
+                policy, nice, runtime = sched_getattr(tasks[name])
+                self.assertEqual((policy, nice), (0, 5), name)
+                if slices:
+                    self.assertEqual(runtime, 100000, name)
+            policy, nice, _ = sched_getattr(tasks["qlog"])
+            self.assertEqual((policy, nice), (SCHED_BATCH, 5))
             self.assertEqual(ts.stop(), 0)
 
 
