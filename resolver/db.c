@@ -431,8 +431,8 @@ void db_rollback(struct db *d)
         const struct dir_change *c = &d->changes[--d->n_changes];
         if (c->added)
             namedir_remove(&d->dir, c->hash, c->id);
-        else
-            namedir_add(&d->dir, c->hash, c->id); /* the slot was freed: no growth needed */
+        else if (namedir_add(&d->dir, c->hash, c->id) != 0)
+            d->dir_valid = false; /* out of memory: read the names again at the next begin */
     }
 }
 
@@ -534,7 +534,8 @@ int64_t db_domain_id(struct db *d, const char *name, size_t len, int64_t hour, i
         return 0;
     id = sqlite3_last_insert_rowid(d->conn);
     if (namedir_add(&d->dir, h, id) != 0) {
-        *rc = SQLITE_NOMEM; /* the caller rolls back: the row goes too */
+        d->dir_valid = false; /* read again at the next begin, whatever becomes of the row */
+        *rc = SQLITE_NOMEM;
         return 0;
     }
     note_change(d, h, id, true);
