@@ -45,10 +45,11 @@ void threads_serving(unsigned index)
 void threads_background(const char *name)
 {
     pthread_setname_np(pthread_self(), name);
-    struct sched_param p = {.sched_priority = 0};
+    struct sched_param p;
     int policy;
     if (pthread_getschedparam(pthread_self(), &policy, &p) == 0 && policy == SCHED_OTHER) {
-        int rc = pthread_setschedparam(pthread_self(), SCHED_BATCH, &(struct sched_param){0});
+        p.sched_priority = 0;
+        int rc = pthread_setschedparam(pthread_self(), SCHED_BATCH, &p);
         if (rc != 0)
             log_debug("threads", "%s: not SCHED_BATCH: %s", name, strerror(rc));
     }

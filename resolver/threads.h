@@ -6,8 +6,9 @@
  *
  * The slice is a hint to Linux's EEVDF scheduler (6.12 and later honour it for SCHED_OTHER
  * through sched_setattr's sched_runtime; older kernels ignore it); neither needs privilege, and
- * the thread's nice value is kept. Measured with tests/bench/ab.sh: p99 at 10k qps of the
- * blocked workload 102-114 -> 82-89 µs with the serving thread and the writer on one core.
+ * the thread's nice value is kept. Measured in alternating benchmark runs (3 each way, the
+ * serving thread and the writer on one core): p99 at 10k qps blocked 102-114 -> 82-89 µs,
+ * mixed 149-223 -> 151-169.
  */
 #ifndef TELESINK_THREADS_H
 #define TELESINK_THREADS_H
