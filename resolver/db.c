@@ -87,6 +87,7 @@ struct db {
     struct dir_change *changes; /* of the open transaction */
     size_t n_changes, cap_changes;
     int64_t data_version; /* changes when another connection commits */
+    unsigned generation;  /* loads of the directory (db_generation) */
     bool dir_valid;       /* false after a failed load: no name can be looked up */
 };
 
@@ -395,7 +396,13 @@ static int load_dir(struct db *d)
         return rc;
     }
     d->dir_valid = true;
+    d->generation++;
     return SQLITE_OK;
+}
+
+unsigned db_generation(const struct db *d)
+{
+    return d->generation;
 }
 
 int db_begin(struct db *d)

@@ -55,6 +55,10 @@ int db_begin(struct db *d);
 int db_commit(struct db *d);
 void db_rollback(struct db *d);
 
+/* Changes when the names were read (again) from the file, as db_begin does after another
+ * connection wrote: ids the caller cached may be gone (names, clients, lists, upstreams). */
+unsigned db_generation(const struct db *d);
+
 /* Ids for the normalised columns (inserted when new). 0 on error, *rc set. */
 /* Names and clients also record the hour they were last used (for retention). */
 int64_t db_domain_id(struct db *d, const char *name, size_t len, int64_t hour, int *rc);

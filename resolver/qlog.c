@@ -108,6 +108,7 @@ struct qlog {
     struct hour_count pending[4];
     size_t n_pending;
     struct qlog_record *batch;
+    unsigned db_generation;   /* db_generation() when the cached ids were last valid */
     size_t yield_rows;        /* rows between the writer's offers of the core (see write_batch) */
     uint64_t last_collect_ms; /* when the rings were last drained */
     _Atomic uint64_t logged, dropped_full, dropped_fault, unlogged;
@@ -494,8 +495,10 @@ static void open_db(struct qlog *q)
             db_close(q->db);
             q->db = NULL;
         }
-        if (q->db)
+        if (q->db) {
+            q->db_generation = db_generation(q->db);
             return;
+        }
         if (!is_corrupt(rc))
             break;
         move_aside(q, err);
@@ -745,6 +748,10 @@ static bool backlogged(const struct qlog *q)
 static int write_batch(struct qlog *q, const struct config *cfg, size_t n)
 {
     int rc = db_begin(q->db);
+    if (db_generation(q->db) != q->db_generation) {
+        forget_ids(q); /* another connection wrote: a cached id may be gone */
+        q->db_generation = db_generation(q->db);
+    }
     struct db_row rows[DB_INSERT_MANY];
     uint64_t hashes[DB_INSERT_MANY];
     size_t since_yield = 0, yield_rows = q->yield_rows ? q->yield_rows : YIELD_ROWS_MIN;

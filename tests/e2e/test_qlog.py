@@ -101,6 +101,18 @@ def wait_count(path, n, where="", args=(), timeout=POLL_TIMEOUT):
     return last[0]
 
 
+def name_hash(name):
+    """The hash stored with a name in `domains` (db_name_hash: part of the file format)."""
+    h, m = 1469598103934665603, (1 << 64) - 1
+    for b in name.encode():
+        h = ((h ^ b) * 1099511628211) & m
+    for mul in (0xff51afd7ed558ccd, 0xc4ceb9fe1a85ec53):
+        h ^= h >> 33
+        h = (h * mul) & m
+    h ^= h >> 33
+    return h >> 32
+
+
 def db_of(ts):
     """The --db a Telesink was started with (the last one wins)."""
     at = max(i for i, arg in enumerate(ts.cmd) if arg == "--db")
@@ -229,6 +241,50 @@ class Rows(QlogCase):
             self.assertEqual(wait_count(db, len(want) + 3), len(want) + 3)
             self.assertEqual(ts.stop(), 0)
             self.assertEqual(len(rows(db, ro=False)), len(want) + 3)
+
+    def test_names_once_across_restarts_and_other_writers(self):
+        """Each name is stored once: names the log already holds are found again after a
+        restart (read back from the file), and after another connection changed the names
+        (the writer re-reads them). Blocked names: answered without the upstream."""
+        db = os.path.join(self.tmpdir(), "q.db")
+
+        def send(ts, names):
+            for name in names:
+                a, _ = ask(ts.v4, name)
+                self.assertEqual(a.rcode(), dns.rcode.NXDOMAIN, name)
+
+        first = ["n%d.tracker-example.test" % i for i in range(150)]
+        second = ["m%d.tracker-example.test" % i for i in range(50)]
+        with self.serve(db=db, log="flush_ms = 50") as ts:
+            send(ts, first)
+            self.assertEqual(wait_count(db, 150), 150)
+            self.assertEqual(ts.stop(), 0)
+        with self.serve(db=db, log="flush_ms = 50") as ts:
+            send(ts, first + second)
+            self.assertEqual(wait_count(db, 350), 350)
+            # Once more, now that the writer's first minute's clean-up is done: it keeps the id.
+            send(ts, ["n1.tracker-example.test"])
+            self.assertEqual(wait_count(db, 351), 351)
+            # Another writer adds a name still to come and deletes one with its rows.
+            with connect(db, ro=False) as c:
+                c.execute("INSERT INTO domains(name, hash, last_seen) VALUES (?, ?, 0)",
+                          ("x.tracker-example.test", name_hash("x.tracker-example.test")))
+                c.execute("DELETE FROM log WHERE domain = "
+                          "(SELECT id FROM domains WHERE name = 'n1.tracker-example.test')")
+                c.execute("DELETE FROM domains WHERE name = 'n1.tracker-example.test'")
+            c.close()
+            send(ts, ["x.tracker-example.test", "n1.tracker-example.test"])
+            self.assertEqual(ts.stop(), 0)
+        print(rows(db, "WHERE qname LIKE 'n1.%' OR qname LIKE 'x.%'", ro=False), one(db, "SELECT max(id), count(*) FROM domains", ro=False), one(db, "SELECT domain FROM log ORDER BY id DESC LIMIT 1", ro=False))
+        self.assertEqual(one(db, "SELECT count(*), count(DISTINCT name) FROM domains", ro=False),
+                         (201, 201))
+        # Every query found its own name's row (n1's new one, not the id the writer had cached).
+        self.assertEqual(scalar(db, "SELECT count(*) FROM queries WHERE qname = "
+                                    "'x.tracker-example.test'", ro=False), 1)
+        self.assertEqual(scalar(db, "SELECT count(*) FROM queries WHERE qname = "
+                                    "'n0.tracker-example.test'", ro=False), 2)
+        self.assertEqual(scalar(db, "SELECT count(*) FROM queries WHERE qname = "
+                                    "'n1.tracker-example.test'", ro=False), 1)
 
     def test_client_names(self):
         clients = "127.0.0.2 = phone\n127.0.0.0/24 = lab\n"
