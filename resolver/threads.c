@@ -25,26 +25,25 @@ void threads_serving(unsigned index)
 {
     char name[16];
     snprintf(name, sizeof name, "serve%u", index);
-    pthread_setname_np(pthread_self(), name);
 #if defined(SYS_sched_getattr) && defined(SYS_sched_setattr)
     struct kernel_sched_attr a;
     memset(&a, 0, sizeof a);
-    /* Read first: sched_setattr sets the nice value too, and ours must stay what it was. */
-    if (syscall(SYS_sched_getattr, 0, &a, sizeof a, 0) != 0)
-        return;
-    if (a.sched_policy != SCHED_OTHER)
-        return; /* someone chose a policy for us (chrt, systemd CPUSchedulingPolicy=) */
-    a.size = sizeof a;
-    a.sched_flags = 0;
-    a.sched_runtime = THREADS_SERVING_SLICE_NS;
-    if (syscall(SYS_sched_setattr, 0, &a, 0) != 0)
-        log_debug("threads", "%s: no short scheduling slice: %s", name, strerror(errno));
+    /* Read first: sched_setattr sets the nice value too, and ours must stay what it was. A
+     * thread with a policy chosen from outside (chrt, systemd CPUSchedulingPolicy=) keeps it. */
+    if (syscall(SYS_sched_getattr, 0, &a, sizeof a, 0) == 0 && a.sched_policy == SCHED_OTHER) {
+        a.size = sizeof a;
+        a.sched_flags = 0;
+        a.sched_runtime = THREADS_SERVING_SLICE_NS;
+        if (syscall(SYS_sched_setattr, 0, &a, 0) != 0)
+            log_debug("threads", "%s: no short scheduling slice: %s", name, strerror(errno));
+    }
 #endif
+    /* Named last: a thread with its name has its scheduling (the e2e test relies on it). */
+    pthread_setname_np(pthread_self(), name);
 }
 
 void threads_background(const char *name)
 {
-    pthread_setname_np(pthread_self(), name);
     struct sched_param p;
     int policy;
     if (pthread_getschedparam(pthread_self(), &policy, &p) == 0 && policy == SCHED_OTHER) {
@@ -53,4 +52,5 @@ void threads_background(const char *name)
         if (rc != 0)
             log_debug("threads", "%s: not SCHED_BATCH: %s", name, strerror(rc));
     }
+    pthread_setname_np(pthread_self(), name); /* last, as above */
 }

@@ -11,6 +11,7 @@ import socket
 import struct
 import tempfile
 import threading
+import time
 import unittest
 
 import dns.message
@@ -224,10 +225,16 @@ class Threads(unittest.TestCase):
 
     def test_names_policies_and_slices(self):
         with Telesink(config="[server]\nthreads = 2\n", wrapper=("nice", "-n", "5")) as ts:
-            tasks = {}
-            for tid in os.listdir("/proc/%d/task" % ts.proc.pid):
-                with open("/proc/%d/task/%s/comm" % (ts.proc.pid, tid)) as f:
-                    tasks[f.read().strip()] = int(tid)
+            # "ready" comes once the sockets are bound; each thread names itself as it starts.
+            deadline = time.monotonic() + 5
+            while True:
+                tasks = {}
+                for tid in os.listdir("/proc/%d/task" % ts.proc.pid):
+                    with open("/proc/%d/task/%s/comm" % (ts.proc.pid, tid)) as f:
+                        tasks[f.read().strip()] = int(tid)
+                if {"serve0", "serve1", "qlog"} <= set(tasks) or time.monotonic() > deadline:
+                    break
+                time.sleep(0.01)
             self.assertLessEqual({"serve0", "serve1", "qlog"}, set(tasks), tasks)
             slices = kernel_keeps_slices()
             for name in ("serve0", "serve1"):
