@@ -557,21 +557,19 @@ int64_t db_client_id(struct db *d, const char *addr, const char *mac, const char
     return seen(d, S_CLIENT_SEEN, get_or_add(d, S_CLIENT_GET, S_CLIENT_ADD, v, l, 3, rc), hour, rc);
 }
 
-/* Run bound DELETE statements in one small transaction; the rows deleted, or -error. */
-static int delete_in_transaction(struct db *d, sqlite3_stmt *const *st, size_t n)
+/* Run a bound DELETE in one small transaction; the rows deleted, or -error. */
+static int delete_in_transaction(struct db *d, sqlite3_stmt *st)
 {
     int rc = db_begin(d), deleted = 0;
-    for (size_t i = 0; rc == SQLITE_OK && i < n; i++) {
-        rc = run(st[i]);
-        deleted += sqlite3_changes(d->conn);
+    if (rc == SQLITE_OK) {
+        rc = run(st);
+        deleted = sqlite3_changes(d->conn);
     }
     if (rc == SQLITE_OK)
         rc = db_commit(d);
     if (rc != SQLITE_OK) {
-        for (size_t i = 0; i < n; i++) {
-            sqlite3_reset(st[i]);
-            sqlite3_clear_bindings(st[i]);
-        }
+        sqlite3_reset(st);
+        sqlite3_clear_bindings(st);
         db_rollback(d);
         return -rc;
     }
@@ -744,7 +742,7 @@ int db_expire(struct db *d, uint64_t cutoff_ms, int chunk)
     sqlite3_stmt *st = d->st[S_EXPIRE];
     sqlite3_bind_int64(st, 1, (int64_t)(cutoff_ms << 10));
     sqlite3_bind_int(st, 2, chunk - 1);
-    return delete_in_transaction(d, &st, 1);
+    return delete_in_transaction(d, st);
 }
 
 void db_checkpoint(struct db *d, int64_t wal_limit)

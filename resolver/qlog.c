@@ -754,7 +754,7 @@ static int write_batch(struct qlog *q, const struct config *cfg, size_t n)
     }
     struct db_row rows[DB_INSERT_MANY];
     uint64_t hashes[DB_INSERT_MANY];
-    size_t since_yield = 0, yield_rows = q->yield_rows ? q->yield_rows : YIELD_ROWS_MIN;
+    size_t since_yield = 0;
     for (size_t i = 0; rc == SQLITE_OK && i < n; i += DB_INSERT_MANY) {
         size_t k = n - i < DB_INSERT_MANY ? n - i : DB_INSERT_MANY;
         prefetch_names(q, &q->batch[i], k, hashes);
@@ -766,7 +766,7 @@ static int write_batch(struct qlog *q, const struct config *cfg, size_t n)
          * a client should not (without this, p99 latency at 10k qps was the writer's bursts).
          * Every yield_rows rows (set_yield_rows), and only while the queue has room: when it
          * fills, the writer takes its fair share. */
-        if ((since_yield += k) >= yield_rows) {
+        if ((since_yield += k) >= q->yield_rows) {
             since_yield = 0;
             if (!backlogged(q))
                 sched_yield();
