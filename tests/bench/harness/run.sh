@@ -8,7 +8,8 @@
 # Environment (defaults in brackets):
 #   SERVERS       servers to measure ["unbound dnsmasq dnsdist"]; "project" is added when
 #                 PROJECT_CMD is set, "reference" when REFERENCE=1 [1] (its load time is the
-#                 harness floor: taskset + bash wrapper + probe, ~10 ms)
+#                 harness floor: taskset + bash wrapper + probe, ~10 ms), and "fwdref" (the
+#                 reference that forwards the mixed workload's misses) when FWDREF=1 [=REFERENCE]
 #   LOAD_SIZES    blocklist sizes for load time + RSS ["10000 100000 1000000"]
 #   TP_SIZE       blocklist size loaded for the throughput runs [100000]; 0 = no throughput
 #   WORKLOADS     ["blocked allowed-cached mixed"]
@@ -21,7 +22,7 @@
 #   DNSPERF_SRC   source address for dnsperf (-a), e.g. 127.0.0.2 to look like another client []
 #   DNSPERF_EXTRA extra dnsperf flags, e.g. "-e" for EDNS []
 #   PIN           1 = taskset: server on SERVER_CPU [1], dnsperf+upstream on CLIENT_CPU [0]
-#   UPSTREAM_PORT [5353]   ports: unbound 5301 dnsmasq 5302 dnsdist 5303 project 5310 reference 5390
+#   UPSTREAM_PORT [5353]   ports: unbound 5301 dnsmasq 5302 dnsdist 5303 project 5310 reference 5390 fwdref 5391
 #   RUN_ID        name of the output folder bench/runs/RUN_ID [date-time]
 #   RUNS_DIR, RESULTS_DIR, DATA_DIR  where runs, reports and generated data go [bench/runs, bench/results, bench/data]
 #   KEEP_LISTS    1 = keep the converted blocklists (>1 MB) in bench/runs/RUN_ID/* [0]
@@ -33,6 +34,7 @@ set -uo pipefail
 # ------------------------------------------------------------------ settings
 SERVERS=${SERVERS:-"unbound dnsmasq dnsdist"}
 REFERENCE=${REFERENCE:-1}
+FWDREF=${FWDREF:-$REFERENCE}
 LOAD_SIZES=${LOAD_SIZES:-"10000 100000 1000000"}
 TP_SIZE=${TP_SIZE:-100000}
 WORKLOADS=${WORKLOADS:-"blocked allowed-cached mixed"}
@@ -53,7 +55,7 @@ RUN_ID=${RUN_ID:-$(date +%Y%m%d-%H%M%S)}
 OUT=${RUNS_DIR:-$BENCH_DIR/runs}/$RUN_ID
 RESULTS=$OUT/results.jsonl
 
-declare -A PORT=([unbound]=5301 [dnsmasq]=5302 [dnsdist]=5303 [project]=5310 [reference]=5390)
+declare -A PORT=([unbound]=5301 [dnsmasq]=5302 [dnsdist]=5303 [project]=5310 [reference]=5390 [fwdref]=5391)
 
 # ================================================================== PROJECT HOOK
 # The project's sinkhole is measured like any peer once PROJECT_CMD is set:
@@ -165,7 +167,7 @@ smoke() { # smoke NAME PORT SIZE -> records a correctness check
     rs=$($BENCHPY query --port "$port" --name "x1.sub.$b" | cut -d' ' -f1)
     ra=$($BENCHPY query --port "$port" --name "$a" | cut -d' ' -f1)
     [[ $rb == NXDOMAIN && $rs == NXDOMAIN ]] || ok=0
-    [[ $name == reference || $ra == NOERROR ]] || ok=0
+    [[ $name == reference || $name == fwdref || $ra == NOERROR ]] || ok=0
     log "smoke $name: blocked=$rb subdomain-of-blocked=$rs allowed=$ra"
     if [[ $ok == 0 ]]; then
         json_err "$(label "$name")" "smoke $size" "blocked=$rb subdomain=$rs allowed=$ra (want NXDOMAIN NXDOMAIN NOERROR)"
@@ -181,8 +183,9 @@ run_workloads() { # run_workloads NAME PID SIZE RUNDIR
         mixed) file=q-mixed-$size.txt latfile=q-mixed-lat-$size.txt warm=q-warm.txt ;;
         *) json_err "$(label "$name")" "workload" "unknown workload $wl"; continue ;;
         esac
+        [[ $name == fwdref && $wl != mixed ]] && continue # it only shows what forwarding costs
         expect=$(manifest_get "$file" expect_nxdomain)
-        if [[ -n $warm && $name != reference ]]; then
+        if [[ -n $warm && $name != reference && $name != fwdref ]]; then
             # shellcheck disable=SC2046
             $(dnsperf_cmd "$port" -d "$DATA_DIR/$warm" -n 1) >"$rundir/warm-$wl.txt" 2>&1
         fi
@@ -219,7 +222,7 @@ EOF
 
 measure_server() { # measure_server NAME
     local name=$1 size sizes rundir mem mem2 i readies
-    if [[ $name == reference ]]; then # list is ignored: one size; its load time = harness floor
+    if [[ $name == reference || $name == fwdref ]]; then # list is ignored: one size; its load time = harness floor
         sizes=$TP_SIZE
         [[ $TP_SIZE == 0 ]] && sizes=$(printf '%s\n' $LOAD_SIZES | sort -n | head -1)
     else
@@ -229,7 +232,7 @@ measure_server() { # measure_server NAME
         rundir=$OUT/$name-$size
         readies=()
         local cycles=1
-        [[ $name != reference && " $LOAD_SIZES " == *" $size "* ]] && cycles=$LOAD_REPEAT
+        [[ $name != reference && $name != fwdref && " $LOAD_SIZES " == *" $size "* ]] && cycles=$LOAD_REPEAT
         for ((i = 1; i < cycles; i++)); do # extra load-only cycles
             if start_server "$name" "$size" "$rundir"; then
                 readies+=("$SRV_READY")
@@ -297,6 +300,7 @@ main() {
         esac
     done
     [[ $REFERENCE == 1 && " $SERVERS " != *" reference "* ]] && SERVERS="$SERVERS reference"
+    [[ $FWDREF == 1 && " $SERVERS " != *" fwdref "* ]] && SERVERS="$SERVERS fwdref"
 
     mkdir -p "$OUT" "${RESULTS_DIR:-$BENCH_DIR/results}"
     : >"$RESULTS"
