@@ -34,6 +34,15 @@
 #define OUTQ 64
 
 /*
+ * Replies are read with recvmmsg, up to RECV_SLOTS at a time (libuv gives each datagram a
+ * 64 KiB slot of the buffer): a server answers a round's queries together, and reading them
+ * one by one took a system call each plus one to find the socket empty (1.8 per reply in the
+ * mixed benchmark).
+ */
+#define RECV_SLOTS 8
+#define RECV_SLOT  65536
+
+/*
  * The servers a question was first asked with; shared by reference until the last try. A reload
  * makes a new list, so tls:// servers get new connections (made with the new tls_ca) and the old
  * ones close when the last question using them is over.
@@ -131,7 +140,7 @@ struct upstream {
     struct mmsghdr out_msg[OUTQ];
     struct iovec out_iov[OUTQ];
     uint8_t out_buf[OUTQ][DNSMSG_SMALL_MAX];
-    uint8_t rbuf[DNS_MAX_UDP];
+    uint8_t *rbuf; /* RECV_SLOTS slots of RECV_SLOT bytes; only the loop thread reads */
 };
 
 static void pend_try(struct pend *p);
@@ -272,8 +281,10 @@ struct upstream *upstream_create(uv_loop_t *loop, const struct sockaddr_storage 
     u->stats = stats;
     u->rand_pos = sizeof u->rand; /* fill on first use */
     uv_once(&loop_key_once, loop_key_init);
-    if (upstream_configure(u, servers, tls_names, n_servers, tls_ctx, timeout_ms, max_pending) <
-        0) {
+    u->rbuf = malloc((size_t)RECV_SLOTS * RECV_SLOT);
+    if (!u->rbuf || upstream_configure(u, servers, tls_names, n_servers, tls_ctx, timeout_ms,
+                                       max_pending) < 0) {
+        free(u->rbuf);
         free(u);
         return NULL;
     }
@@ -318,8 +329,10 @@ static void tcp_try_free(uv_handle_t *h)
 /* The struct is freed once the last pending entry and socket are gone after upstream_close. */
 static void upstream_release(struct upstream *u)
 {
-    if (--u->nalive == 0 && u->closing)
+    if (--u->nalive == 0 && u->closing) {
+        free(u->rbuf);
         free(u);
+    }
 }
 
 static void udp_sock_free(uv_handle_t *h)
@@ -475,13 +488,12 @@ static void udp_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
     struct udp_sock *s = h->data;
     /* Only the loop thread runs callbacks, so one buffer per upstream is enough. */
     buf->base = (char *)s->up->rbuf;
-    buf->len = sizeof s->up->rbuf;
+    buf->len = (size_t)RECV_SLOTS * RECV_SLOT;
 }
 
 static void udp_recv(uv_udp_t *h, ssize_t nread, const uv_buf_t *buf, const struct sockaddr *addr,
                      unsigned flags)
 {
-    (void)buf;
     struct udp_sock *s = h->data;
     struct upstream *u = s->up;
     if (nread < 0) {
@@ -491,7 +503,7 @@ static void udp_recv(uv_udp_t *h, ssize_t nread, const uv_buf_t *buf, const stru
         return;
     }
     if (nread == 0 && addr == NULL)
-        return; /* nothing more to read */
+        return; /* the end of a batch, or nothing more to read */
     if (!netaddr_equal(addr, (const struct sockaddr *)&s->server)) {
         u->stats->bad_source++;
         if (log_enabled(LOG_DEBUG)) {
@@ -501,7 +513,8 @@ static void udp_recv(uv_udp_t *h, ssize_t nread, const uv_buf_t *buf, const stru
         }
         return;
     }
-    struct pend *p = nread >= DNS_HEADER_LEN ? udp_sock_find(s, rd16(u->rbuf)) : NULL;
+    const uint8_t *msg = (const uint8_t *)buf->base; /* this datagram's slot */
+    struct pend *p = nread >= DNS_HEADER_LEN ? udp_sock_find(s, rd16(msg)) : NULL;
     if (!p) { /* a late reply to a try that timed out, or a guess */
         u->stats->mismatched++;
         log_debug("upstream", "ignored a reply with an ID no try waits for");
@@ -511,7 +524,7 @@ static void udp_recv(uv_udp_t *h, ssize_t nread, const uv_buf_t *buf, const stru
         u->stats->malformed++;
         return;
     }
-    on_reply(p, u->rbuf, (size_t)nread, false);
+    on_reply(p, msg, (size_t)nread, false);
 }
 
 static void tcp_written(uv_write_t *req, int status)
@@ -703,7 +716,7 @@ static struct udp_sock *udp_sock_get(struct upstream *u, struct server_list *l, 
     s->up = u;
     s->handle.data = s;
     memcpy(&s->server, &l->addr[i], sizeof s->server);
-    int rc = uv_udp_init(u->loop, &s->handle);
+    int rc = uv_udp_init_ex(u->loop, &s->handle, AF_UNSPEC | UV_UDP_RECVMMSG);
     if (rc < 0) {
         free(s);
         log_debug("upstream", "udp socket: %s", uv_strerror(rc));

@@ -1,5 +1,6 @@
 """Forwarding: dig and kdig over UDP and TCP, IPv4 and IPv6, to IPv4 and IPv6 upstreams, and
-to a real dnsmasq as upstream; letter case echoed; pipelined TCP; identical questions coalesced."""
+to a real dnsmasq as upstream; letter case echoed; pipelined TCP; identical questions coalesced;
+a burst of upstream replies."""
 import collections
 import shutil
 import socket
@@ -113,6 +114,37 @@ class Forwarding(unittest.TestCase):
             self.assertEqual(len([x for x in up.queries
                                   if x[1].question[0].name.to_text(True) == "www.example.test"]), 1)
         self.assertEqual(ts.stats()["coalesced"], 4)
+
+    def test_replies_in_a_burst_reach_their_clients(self):
+        """Forty questions held upstream, then answered back to back: telesink reads the replies
+        several to a system call and sends their answers together, per listening socket; every
+        client gets its own answer."""
+        n = 40
+        zone = {"b%d.example.test" % i: {"A": ["192.0.2.%d" % (i + 1)]} for i in range(n)}
+        held, lock = [], threading.Lock()
+        with FakeUpstream(zone=zone) as up, \
+                Telesink(upstreams=[up.addr], config="[server]\nthreads = 1\n") as ts:
+            def hold(u, q, wire, addr):
+                with lock:
+                    held.append((u.answer(q).to_wire(), addr))
+                    if len(held) < n:
+                        return None
+                for out, a in held:
+                    u.udp.sendto(out, a)
+                return None
+            up.udp_handler = hold
+            clients = []
+            for i in range(n):
+                c = udp_socket(ts.v4 if i % 2 == 0 else ts.v6)
+                c.send(query_wire("b%d.example.test" % i, qid=2000 + i))
+                clients.append(c)
+            for i, c in enumerate(clients):
+                r = dns.message.from_wire(c.recv(65535))
+                self.assertEqual(r.id, 2000 + i)
+                self.assertEqual(r.question[0].name.to_text(True), "b%d.example.test" % i)
+                self.assertEqual(r.answer[0][0].address, "192.0.2.%d" % (i + 1))
+                c.close()
+            self.assertEqual(len(up.queries), n)
 
 
 class Cache(unittest.TestCase):
