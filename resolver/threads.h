@@ -1,14 +1,24 @@
 /*
  * threads: what a thread is, told to the kernel. A serving loop asks for a short scheduling
  * slice so that a query arriving while another thread (the log writer, a neighbour process)
- * holds its core preempts that thread at once; the log writer is a batch thread, which never
- * preempts anyone on waking. Both are named (`top -H`, /proc/PID/task/TID/comm).
+ * holds its core preempts that thread; the log writer is a batch thread, which never preempts
+ * anyone on waking. Both are named (`top -H`, /proc/PID/task/TID/comm).
  *
  * The slice is a hint to Linux's EEVDF scheduler (6.12 and later honour it for SCHED_OTHER
  * through sched_setattr's sched_runtime; older kernels ignore it); neither needs privilege, and
  * the thread's nice value is kept. Measured in alternating benchmark runs (3 each way, the
  * serving thread and the writer on one core): p99 at 10k qps blocked 102-114 -> 82-89 µs,
  * mixed 149-223 -> 151-169.
+ *
+ * Not always at once: EEVDF lets a woken thread preempt only while it is "eligible" (it has
+ * not had more than its share of the core lately), and a serving loop near saturation has
+ * had more. It then waits until the writer offers the core (qlog.c, every 64-1,024 rows and
+ * only to an eligible thread), sleeps, or the next tick: `perf sched timehist` at blocked
+ * saturation saw 63 waits of over 50 µs in 2 s (of ~11,800 wakeups), the longest 4.4 ms.
+ * Making the writer yield more (nice 10: its share counts 9x) or step aside entirely
+ * (SCHED_IDLE) ended those waits but cost CPU per query for no more queries a second
+ * (tests/bench/ab.sh, nice 10, medians of 3: blocked 5.09 -> 5.52 µs, mixed 6.17 -> 6.89, QPS
+ * within noise), and SCHED_IDLE starves the log at saturation (35% of mixed dropped).
  */
 #ifndef TELESINK_THREADS_H
 #define TELESINK_THREADS_H
