@@ -30,8 +30,7 @@
 #define MAINTAIN_MS     60000
 #define EXPIRE_CHUNK    5000
 #define WAL_LIMIT       (64LL << 20)
-#define YIELD_ROWS_MIN  64
-#define YIELD_ROWS_MAX  1024
+#define YIELD_ROWS      64 /* rows between the writer's offers of the core: ~50 µs of work */
 
 /* ---- rings ------------------------------------------------------------------------------- */
 
@@ -108,9 +107,7 @@ struct qlog {
     struct hour_count pending[4];
     size_t n_pending;
     struct qlog_record *batch;
-    unsigned db_generation;   /* db_generation() when the cached ids were last valid */
-    size_t yield_rows;        /* rows between the writer's offers of the core (see write_batch) */
-    uint64_t last_collect_ms; /* when the rings were last drained */
+    unsigned db_generation; /* db_generation() when the cached ids were last valid */
     _Atomic uint64_t logged, dropped_full, dropped_fault, unlogged;
 };
 
@@ -731,14 +728,21 @@ static void prefetch_names(const struct qlog *q, const struct qlog_record *recs,
     }
 }
 
-/* Is any ring an eighth full? Then the writer is falling behind its serving loop. */
+/*
+ * Is any ring three quarters full? Then the writer is falling behind its serving loop, close
+ * to dropping records. Not less: the writer is woken when a ring is half full (qlog_commit),
+ * and at an eighth, as this was until 2026-11-24, every drain near saturation started
+ * "behind" and ran its 16,384 rows without offering the core once (15-24 ms of CPU, the
+ * serving thread waiting until the scheduler's tick; measured by timing the writer between
+ * its offers).
+ */
 static bool backlogged(const struct qlog *q)
 {
     for (unsigned i = 0; i < q->nrings; i++) {
         const struct qlog_ring *r = &q->rings[i];
         uint32_t used = atomic_load_explicit(&r->head, memory_order_relaxed) -
                         atomic_load_explicit(&r->tail, memory_order_relaxed);
-        if (used > (r->mask + 1) / 8)
+        if (used > (r->mask + 1) / 4 * 3)
             return true;
     }
     return false;
@@ -764,9 +768,11 @@ static int write_batch(struct qlog *q, const struct config *cfg, size_t n)
             rc = db_insert_many(q->db, rows, k);
         /* Let a serving loop that has queries waiting on this core go first: the log can wait,
          * a client should not (without this, p99 latency at 10k qps was the writer's bursts).
-         * Every yield_rows rows (set_yield_rows), and only while the queue has room: when it
-         * fills, the writer takes its fair share. */
-        if ((since_yield += k) >= q->yield_rows) {
+         * Every YIELD_ROWS rows, and only while the queue has room: when it fills, the writer
+         * takes its fair share. Measured (tests/bench/ab.sh, see README): near saturation
+         * this costs the serving thread some CPU per query (each offer taken is a pair of
+         * context switches and caches refilled) and keeps dnsperf's window from filling. */
+        if ((since_yield += k) >= YIELD_ROWS) {
             since_yield = 0;
             if (!backlogged(q))
                 sched_yield();
@@ -785,29 +791,6 @@ static int write_batch(struct qlog *q, const struct config *cfg, size_t n)
     }
     q->n_pending = 0;
     return SQLITE_OK;
-}
-
-/*
- * How often the writer offers the core, from the rate at which queries came since the last
- * drain: every 64 rows (~50 µs of work) while queries are sparse, so that one arriving while
- * the writer runs waits little (p99 at 10k qps), up to every 1,024 rows near saturation, where
- * the serving loop always has work, every yield is a pair of context switches, and a query
- * that wakes the loop preempts the writer anyway (threads.h). One row per 128 queries a
- * second: 64 at 8,000 qps, 1,024 from 131,000. tests/bench/ab.sh against a fixed 64, two
- * sessions of 3 runs each way, medians of CPU per query: blocked 5.40 / 5.83 -> 5.51 / 5.27 µs,
- * cached 5.19 / 5.53 -> 5.05 / 5.10, mixed 6.92 / 6.55 -> 6.47 / 6.47; p99 at 10k qps the
- * same within noise (a fixed 1,024 rows also saved CPU, but p99 went from 72-102 to 96-108
- * µs cached and 143-176 to 151-183 mixed).
- */
-static void set_yield_rows(struct qlog *q, size_t n, uint64_t now_ms)
-{
-    uint64_t ms = now_ms - q->last_collect_ms;
-    uint64_t rate = ms ? n * 1000 / ms : (n ? YIELD_ROWS_MAX * 128 : 0);
-    uint64_t rows = rate / 128;
-    q->yield_rows = rows < YIELD_ROWS_MIN   ? YIELD_ROWS_MIN
-                    : rows > YIELD_ROWS_MAX ? YIELD_ROWS_MAX
-                                            : (size_t)rows;
-    q->last_collect_ms = now_ms;
 }
 
 /* Take up to BATCH_MAX records from the rings into q->batch. */
@@ -923,7 +906,6 @@ static void *writer_main(void *arg)
         size_t n;
         do {
             n = collect(q, hour);
-            set_yield_rows(q, n, mono_ms());
             /* The rings are drained one after the other: put the batch back in time order. */
             if (q->nrings > 1)
                 qsort(q->batch, n, sizeof *q->batch, by_time);

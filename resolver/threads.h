@@ -12,13 +12,15 @@
  *
  * Not always at once: EEVDF lets a woken thread preempt only while it is "eligible" (it has
  * not had more than its share of the core lately), and a serving loop near saturation has
- * had more. It then waits until the writer offers the core (qlog.c, every 64-1,024 rows and
- * only to an eligible thread), sleeps, or the next tick: `perf sched timehist` at blocked
- * saturation saw 63 waits of over 50 µs in 2 s (of ~11,800 wakeups), the longest 4.4 ms.
- * Making the writer yield more (nice 10: its share counts 9x) or step aside entirely
- * (SCHED_IDLE) ended those waits but cost CPU per query for no more queries a second
- * (tests/bench/ab.sh, nice 10, medians of 3: blocked 5.09 -> 5.52 µs, mixed 6.17 -> 6.89, QPS
- * within noise), and SCHED_IDLE starves the log at saturation (35% of mixed dropped).
+ * had more. It then waits until the writer offers the core (qlog.c: every 64 rows while its
+ * queue is under three quarters full), sleeps, or the next tick (4 ms at HZ=250). Until
+ * 2026-11-24 the writer stopped offering at an eighth full, which near saturation was every
+ * drain: `perf sched timehist` at blocked saturation saw 63 waits of over 50 µs in 2 s (of
+ * ~11,800 wakeups), up to 4.4 ms, and dnsperf's core was 94% busy (99.5% against dnsdist).
+ * With the offers kept: 98%. Tried and not kept: the writer at nice 10 (its share counts 9x;
+ * ab.sh, medians of 3: CPU per query blocked 5.09 -> 5.52 µs, mixed 6.17 -> 6.89, QPS within
+ * noise) and SCHED_IDLE (the log starves at saturation: 35% of mixed dropped; leaving
+ * SCHED_IDLE again needs RLIMIT_NICE).
  */
 #ifndef TELESINK_THREADS_H
 #define TELESINK_THREADS_H
