@@ -41,7 +41,6 @@ struct listen_udp {
     char *buf; /* UDP_BATCH slots, reused for every batch */
     int fd;
     bool in_batch; /* inside the callbacks of one recvmmsg batch */
-    bool queued;   /* answers queued outside a batch: the listener's flush handles will send */
     unsigned nsend;
     struct mmsghdr msgs[UDP_BATCH];
     struct iovec iov[UDP_BATCH];
@@ -100,7 +99,6 @@ struct listen {
     struct listen_stats *stats;
     uv_check_t flush_after;    /* both active while answers made outside a batch wait */
     uv_prepare_t flush_before; /* (see SEND_SLOT); counted in handles */
-    bool flush_started;
 
     /* DNS over TLS */
     struct listen_tcp *dot; /* server handles (n_dot of them; counted in handles) */
@@ -346,18 +344,16 @@ static void udp_flush(struct listen_udp *u)
         udp_send_one(u, u->iov[i].iov_base, u->iov[i].iov_len,
                      (const struct sockaddr *)&u->peers[i]);
     u->nsend = 0;
-    u->queued = false;
 }
 
-/* Send the answers made outside a batch, on every socket that has some. */
+/* Send the answers made outside a batch (a batch sends its own before it ends). */
 static void flush_queued(struct listen *l)
 {
     for (size_t i = 0; i < l->n; i++)
-        if (l->udp[i].queued && l->udp[i].nsend)
+        if (l->udp[i].nsend)
             udp_flush(&l->udp[i]);
     uv_check_stop(&l->flush_after);
     uv_prepare_stop(&l->flush_before);
-    l->flush_started = false;
 }
 
 static void flush_after_cb(uv_check_t *h)
@@ -453,13 +449,9 @@ void listen_respond(const struct listen_origin *o, const uint8_t *pkt, size_t le
         if (u->sendbuf && len <= SEND_SLOT) {
             if (u->nsend == UDP_BATCH)
                 udp_flush(u);
-            if (!u->in_batch) {
-                u->queued = true;
-                if (!u->l->flush_started) {
-                    uv_check_start(&u->l->flush_after, flush_after_cb);
-                    uv_prepare_start(&u->l->flush_before, flush_before_cb);
-                    u->l->flush_started = true;
-                }
+            if (!u->in_batch && !uv_is_active((uv_handle_t *)&u->l->flush_after)) {
+                uv_check_start(&u->l->flush_after, flush_after_cb);
+                uv_prepare_start(&u->l->flush_before, flush_before_cb);
             }
             unsigned k = u->nsend++;
             uint8_t *slot = u->sendbuf + (size_t)k * SEND_SLOT;
