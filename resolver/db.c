@@ -549,6 +549,13 @@ int64_t db_domain_id(struct db *d, const char *name, size_t len, int64_t hour, i
     return id;
 }
 
+int db_domain_seen(struct db *d, int64_t id, int64_t hour)
+{
+    int rc = SQLITE_OK;
+    seen(d, S_DOMAIN_SEEN, id, hour, &rc);
+    return rc;
+}
+
 int64_t db_client_id(struct db *d, const char *addr, const char *mac, const char *name,
                      int64_t hour, int *rc)
 {

@@ -62,6 +62,8 @@ unsigned db_generation(const struct db *d);
 /* Ids for the normalised columns (inserted when new). 0 on error, *rc set. */
 /* Names and clients also record the hour they were last used (for retention). */
 int64_t db_domain_id(struct db *d, const char *name, size_t len, int64_t hour, int *rc);
+/* Record that name `id` (from db_domain_id) was used in this hour. */
+int db_domain_seen(struct db *d, int64_t id, int64_t hour);
 /* The hash stored with a name (part of the file format since schema 2). */
 int64_t db_name_hash(const char *name, size_t len);
 int64_t db_client_id(struct db *d, const char *addr, const char *mac, const char *name,

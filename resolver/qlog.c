@@ -17,6 +17,7 @@
 
 #include "clients.h"
 #include "db.h"
+#include "idmap.h"
 #include "intern.h"
 #include "log.h"
 #include "neigh.h"
@@ -55,27 +56,6 @@ struct qlog_ring {
 struct list_ident {
     char *name, *vendor, *category;
     int64_t db_id; /* 0 until written with the current database */
-};
-
-/*
- * bytes -> id (names, binary client and upstream keys). Doubled when half full, up to
- * max_slots (a busy network's names of a minute fit), then cleared whole; also cleared after a
- * rolled-back transaction, every few minutes (last_seen), and (clients) after a reload changed
- * names or anonymisation. A slot holds the hash, the id and where the key's bytes are in one
- * arena, so a lookup reads one slot and one key: this runs for every logged query.
- */
-struct idslot {
-    uint64_t hash; /* 0 = empty */
-    int64_t id;
-    uint32_t key, len; /* offset and length in keys */
-};
-
-struct idmap {
-    size_t slots, max_slots; /* powers of two */
-    struct idslot *slot;
-    char *keys;
-    size_t keys_used, keys_cap;
-    size_t count;
 };
 
 struct hour_count {
@@ -164,13 +144,11 @@ struct qlog *qlog_create(struct config *cfg, unsigned nrings)
     pthread_cond_init(&q->wake, &ca);
     pthread_condattr_destroy(&ca);
     q->cfg = config_ref(cfg);
-    /* Sized for a busy household: 200k distinct names before the cache starts over. */
-    q->domains.slots = 1u << 14;
-    q->domains.max_slots = 1u << 19; /* 262,144 names at most: 12 MiB of slots */
-    q->clients.slots = 1u << 10;
-    q->clients.max_slots = 1u << 14;
-    q->upstreams.slots = 1u << 4;
-    q->upstreams.max_slots = 1u << 8;
+    /* Sized for a busy network: a name used again within 131,072 new names stays cached (two
+     * tables of at most 262,144 slots: 12 MiB). */
+    idmap_init(&q->domains, 1u << 14, 1u << 18);
+    idmap_init(&q->clients, 1u << 10, 1u << 13);
+    idmap_init(&q->upstreams, 1u << 4, 1u << 7);
     return q;
 fail:
     if (q->rings) {
@@ -316,87 +294,6 @@ static uint64_t bytes_hash(const void *p, size_t n)
 {
     uint64_t h = fmix64(fnv1a(p, n, FNV1A_SEED ^ n));
     return h ? h : 1;
-}
-
-static void idmap_clear(struct idmap *m)
-{
-    /* Freed rather than zeroed: the next put gets fresh zero pages from the kernel, resident
-     * only as slots are used (a memset would make all of the domains' 6 MiB resident, once a
-     * minute, whatever the traffic). */
-    free(m->slot);
-    m->slot = NULL;
-    m->keys_used = 0;
-    m->count = 0;
-}
-
-static void idmap_free(struct idmap *m)
-{
-    free(m->slot);
-    free(m->keys);
-    m->slot = NULL;
-    m->keys = NULL;
-    m->keys_cap = m->keys_used = m->count = 0;
-}
-
-/* The id cached for this key, or 0. */
-static int64_t idmap_get(const struct idmap *m, const void *key, size_t len, uint64_t h)
-{
-    if (!m->slot)
-        return 0;
-    for (size_t i = h & (m->slots - 1); m->slot[i].hash; i = (i + 1) & (m->slots - 1)) {
-        const struct idslot *s = &m->slot[i];
-        if (s->hash == h && s->len == len && memcmp(m->keys + s->key, key, len) == 0)
-            return s->id;
-    }
-    return 0;
-}
-
-/* Twice the slots, the same keys. false when out of memory. */
-static bool idmap_grow(struct idmap *m)
-{
-    size_t slots = m->slots * 2;
-    struct idslot *n = calloc(slots, sizeof *n);
-    if (!n)
-        return false;
-    for (size_t i = 0; m->slot && i < m->slots; i++) {
-        if (!m->slot[i].hash)
-            continue;
-        size_t j = m->slot[i].hash & (slots - 1);
-        while (n[j].hash)
-            j = (j + 1) & (slots - 1);
-        n[j] = m->slot[i];
-    }
-    free(m->slot);
-    m->slot = n;
-    m->slots = slots;
-    return true;
-}
-
-static void idmap_put(struct idmap *m, const void *key, size_t len, uint64_t h, int64_t id)
-{
-    if (m->count * 2 >= m->slots && (m->slots >= m->max_slots || !idmap_grow(m)))
-        idmap_clear(m); /* half full at its largest: start over (ids come from the database) */
-    if (m->keys_used + len > m->keys_cap) {
-        size_t cap = m->keys_cap ? m->keys_cap * 2 : m->slots * 16;
-        if (cap > UINT32_MAX) {
-            idmap_clear(m);
-            cap = m->keys_cap;
-        }
-        char *keys = cap == m->keys_cap ? m->keys : realloc(m->keys, cap);
-        if (!keys)
-            return;
-        m->keys = keys;
-        m->keys_cap = cap;
-    }
-    if (!m->slot && !(m->slot = calloc(m->slots, sizeof *m->slot)))
-        return; /* no cache: every lookup asks the database */
-    size_t i = h & (m->slots - 1);
-    while (m->slot[i].hash)
-        i = (i + 1) & (m->slots - 1);
-    memcpy(m->keys + m->keys_used, key, len);
-    m->slot[i] = (struct idslot){h, id, (uint32_t)m->keys_used, (uint32_t)len};
-    m->keys_used += len;
-    m->count++;
 }
 
 /* The anonymisation key lives beside the database, so hashes stay the same across restarts. */
@@ -633,9 +530,9 @@ static int64_t client_id(struct qlog *q, const struct config *cfg, const struct 
         memcpy(key + klen, c->name, nlen);
     klen += nlen;
     uint64_t h = bytes_hash(key, klen);
-    int64_t id = idmap_get(&q->clients, key, klen, h);
-    if (id > 0)
-        return id;
+    const struct idslot *s = idmap_get(&q->clients, key, klen, h);
+    if (s)
+        return s->id;
     /* First time this batch of caches sees the client: its text, MAC and configured name. */
     char addr[80], mac[24];
     uint8_t macb[6] = {0};
@@ -652,11 +549,11 @@ static int64_t client_id(struct qlog *q, const struct config *cfg, const struct 
     cid.has_mac = have_mac;
     memcpy(cid.mac, macb, 6);
     const char *name = c->name ? c->name : clients_name(cfg, &cid);
-    id = db_client_id(q->db, addr, mac, name ? name : "", q->hour, rc);
+    int64_t id = db_client_id(q->db, addr, mac, name ? name : "", q->hour, rc);
     /* A MAC found in the neighbour table is remembered with the address for a while only:
-     * the cache is cleared when full or reloaded. */
+     * the clients' cache is cleared every minute (maintain) and when reloaded. */
     if (id > 0)
-        idmap_put(&q->clients, key, klen, h, id);
+        idmap_put(&q->clients, key, klen, h, id, 0);
     return id;
 }
 
@@ -669,28 +566,35 @@ static int64_t upstream_id(struct qlog *q, const struct qlog_record *rec, int *r
     key[17] = (uint8_t)(rec->upstream_port >> 8);
     key[18] = (uint8_t)rec->upstream_port;
     uint64_t h = bytes_hash(key, sizeof key);
-    int64_t id = idmap_get(&q->upstreams, key, sizeof key, h);
-    if (id > 0)
-        return id;
+    const struct idslot *s = idmap_get(&q->upstreams, key, sizeof key, h);
+    if (s)
+        return s->id;
     char text[INET6_ADDRSTRLEN], up[64];
     inet_ntop(rec->upstream_family, rec->upstream, text, sizeof text);
     snprintf(up, sizeof up, rec->upstream_family == AF_INET6 ? "[%s]:%u" : "%s:%u", text,
              rec->upstream_port);
-    id = db_upstream_id(q->db, up, rc);
+    int64_t id = db_upstream_id(q->db, up, rc);
     if (id > 0)
-        idmap_put(&q->upstreams, key, sizeof key, h, id);
+        idmap_put(&q->upstreams, key, sizeof key, h, id, 0);
     return id;
 }
 
 static int64_t domain_id(struct qlog *q, const char *name, size_t len, uint64_t h, int *rc)
 {
     *rc = SQLITE_OK;
-    int64_t id = idmap_get(&q->domains, name, len, h);
+    struct idslot *s = idmap_get(&q->domains, name, len, h);
+    if (s) {
+        /* The name's last_seen, for retention: recorded once an hour while it is in use. */
+        if (s->stamp != (uint16_t)q->hour) {
+            if ((*rc = db_domain_seen(q->db, s->id, q->hour)) != SQLITE_OK)
+                return 0;
+            s->stamp = (uint16_t)q->hour;
+        }
+        return s->id;
+    }
+    int64_t id = db_domain_id(q->db, name, len, q->hour, rc);
     if (id > 0)
-        return id;
-    id = db_domain_id(q->db, name, len, q->hour, rc);
-    if (id > 0)
-        idmap_put(&q->domains, name, len, h, id);
+        idmap_put(&q->domains, name, len, h, id, (uint16_t)q->hour);
     return id;
 }
 
@@ -727,18 +631,13 @@ static int make_row(struct qlog *q, const struct config *cfg, const struct qlog_
 static void prefetch_names(const struct qlog *q, const struct qlog_record *recs, size_t n,
                            uint64_t *hashes)
 {
-    const struct idmap *m = &q->domains;
     for (size_t i = 0; i < n; i++) {
         const char *name = recs[i].long_name ? recs[i].long_name : recs[i].name;
         hashes[i] = bytes_hash(name, recs[i].name_len);
-        if (m->slot)
-            __builtin_prefetch(&m->slot[hashes[i] & (m->slots - 1)]);
+        idmap_prefetch_slot(&q->domains, hashes[i]);
     }
-    for (size_t i = 0; m->slot && i < n; i++) {
-        const struct idslot *s = &m->slot[hashes[i] & (m->slots - 1)];
-        if (s->hash == hashes[i])
-            __builtin_prefetch(m->keys + s->key);
-    }
+    for (size_t i = 0; i < n; i++)
+        idmap_prefetch_key(&q->domains, hashes[i]);
 }
 
 /*
@@ -880,8 +779,8 @@ static void maintain(struct qlog *q, const struct config *cfg)
             if (deleted < EXPIRE_CHUNK)
                 break;
         }
-        /* Then the names and clients no row uses any more (an hour of margin: ids are cached
-         * for a minute between uses being recorded). */
+        /* Then the names and clients no row uses any more (an hour of margin: a name's use is
+         * recorded in the first hour it is used in, a client's within a minute). */
         int64_t cutoff_hour = (int64_t)(cutoff / 3600000) - 1;
         for (int round = 0; round < 10; round++) {
             int deleted = db_expire_names(q->db, cutoff_hour, EXPIRE_CHUNK);
@@ -889,14 +788,17 @@ static void maintain(struct qlog *q, const struct config *cfg)
                 fault(q, "expiring old names", -deleted);
                 break;
             }
+            if (deleted > 0)
+                idmap_clear(&q->domains); /* a cached id may be gone */
             if (deleted < EXPIRE_CHUNK)
                 break;
         }
     }
     db_checkpoint(q->db, WAL_LIMIT);
-    /* Look names and clients up again now and then: that records when they were last used
-     * (for retention), and a LAN client's MAC may have appeared meanwhile. */
-    forget_ids(q);
+    /* Look clients up again now and then: that records when they were last used (for
+     * retention), and a LAN client's MAC may have appeared meanwhile. Names record their use
+     * as they go (domain_id). */
+    idmap_clear(&q->clients);
 }
 
 static void *writer_main(void *arg)
