@@ -190,17 +190,28 @@ run_workloads() { # run_workloads NAME PID SIZE RUNDIR
             $(dnsperf_cmd "$port" -d "$DATA_DIR/$warm" -n 1) >"$rundir/warm-$wl.txt" 2>&1
         fi
         for ((rep = 1; rep <= REPEAT; rep++)); do
-            log "$name $wl: ${DURATION}s saturating run (rep $rep)"
+            # The mixed workload's cache misses must be new in every repetition (the server
+            # keeps its cache between them): repetition K reads gen.py's -rK streams.
+            local tpf=$file lf=$latfile
+            if [[ $wl == mixed && $rep -gt 1 ]]; then
+                if [[ -f $DATA_DIR/${file%.txt}-r$rep.txt ]]; then
+                    tpf=${file%.txt}-r$rep.txt lf=${latfile%.txt}-r$rep.txt
+                else
+                    log "$name $wl: no stream for rep $rep: its never-seen names repeat rep 1's"
+                fi
+            fi
+            log "$name $wl: ${DURATION}s saturating run (rep $rep, $tpf)"
+            expect=$(manifest_get "$tpf" expect_nxdomain)
             # shellcheck disable=SC2046
             $BENCHPY perf --out "$rundir/tp-$wl-$rep.json" --server-pid "$pid" --expect-nx "${expect:-0}" \
-                -- $(dnsperf_cmd "$port" -d "$DATA_DIR/$file" -l "$DURATION") >/dev/null
+                -- $(dnsperf_cmd "$port" -d "$DATA_DIR/$tpf" -l "$DURATION") >/dev/null
             if [[ $LAT_QPS != 0 ]]; then
                 log "$name $wl: ${LAT_SECS}s at ${LAT_QPS} qps (latency)"
                 local lexp
-                lexp=$(manifest_get "$latfile" expect_nxdomain)
+                lexp=$(manifest_get "$lf" expect_nxdomain)
                 # shellcheck disable=SC2046
                 $BENCHPY perf --out "$rundir/lat-$wl-$rep.json" --server-pid "$pid" --expect-nx "${lexp:-0}" \
-                    -- $(dnsperf_cmd "$port" -d "$DATA_DIR/$latfile" -l "$LAT_SECS" -Q "$LAT_QPS" -v) >/dev/null
+                    -- $(dnsperf_cmd "$port" -d "$DATA_DIR/$lf" -l "$LAT_SECS" -Q "$LAT_QPS" -v) >/dev/null
             fi
             $PY - "$(label "$name")" "$wl" "$size" "$rep" "$rundir/tp-$wl-$rep.json" "$rundir/lat-$wl-$rep.json" >>"$RESULTS" <<'EOF'
 import json, os, sys

@@ -50,7 +50,7 @@ struct slot {
 static struct slot slots[SLOTS];
 static uint16_t next_id;
 
-/* A generator miss name: first label [uv]<digits>-<hex>. */
+/* A generator miss name: first label [uv][<rep>x]<digits>-<hex> ("u2x": repetition 2). */
 static bool is_miss(const unsigned char *p, size_t n)
 {
     if (n < 13 + 4)
@@ -61,6 +61,13 @@ static bool is_miss(const unsigned char *p, size_t n)
     size_t i = 1;
     while (i < len && isdigit(p[13 + i]))
         i++;
+    if (i > 1 && i < len && p[13 + i] == 'x') { /* a repetition's stream */
+        size_t at = ++i;
+        while (i < len && isdigit(p[13 + i]))
+            i++;
+        if (i == at)
+            return false;
+    }
     if (i == 1 || i >= len || p[13 + i] != '-')
         return false;
     for (i++; i < len; i++)
