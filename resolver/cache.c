@@ -7,6 +7,9 @@
 
 #define INITIAL_BUCKETS 1024u /* a power of two; doubles when entries outnumber buckets */
 
+/* The share of max_bytes that entries hit since they were stored may keep (segmented LRU). */
+#define PROTECTED_PCT 80u
+
 #define KEY_DO 0x01u
 #define KEY_CD 0x02u
 
@@ -17,7 +20,7 @@
  */
 struct cache_entry {
     struct cache_entry *chain;       /* next in the same hash bucket */
-    struct cache_entry *prev, *next; /* LRU list: prev is more recently used */
+    struct cache_entry *prev, *next; /* its segment's LRU list: prev is more recently used */
     uint64_t hash;
     uint64_t stored_ms;
     struct dnsmsg_reply_info info; /* the scan of the stored bytes */
@@ -27,16 +30,33 @@ struct cache_entry {
     uint16_t nttl; /* TTL fields to patch on a hit: one per record kept, OPT excluded */
     uint8_t qname_len;
     uint8_t flags;      /* KEY_DO | KEY_CD */
+    uint8_t seg;        /* SEG_PROBATION or SEG_PROTECTED */
     uint16_t ttl_off[]; /* offset of each record's TTL field in the reply */
+};
+
+/*
+ * Segmented LRU: a new entry starts on probation; a hit moves it to the protected segment, which
+ * may hold PROTECTED_PCT of max_bytes (past that its least recently used go back to probation).
+ * Evictions take probation's least recently used first. Names asked once (a busy network's
+ * unique telemetry hostnames, a scan) then push out only each other, not the names in use: with
+ * one LRU list, at 10% never-seen names a tenth of the popular names' answers in the benchmark's
+ * mixed workload came from upstream again (their p90 latency 64-72 µs against dnsdist's 54-60).
+ */
+enum { SEG_PROBATION, SEG_PROTECTED };
+
+struct lru {
+    struct cache_entry *head, *tail; /* most and least recently used */
+    size_t bytes;
 };
 
 struct cache {
     size_t max_bytes;
     size_t bytes;
+    size_t protected_max;
     size_t entries;
     size_t nbuckets; /* a power of two */
     struct cache_entry **buckets;
-    struct cache_entry *head, *tail; /* most and least recently used */
+    struct lru seg[2];
     uint64_t seed;
     uint64_t hits, misses, inserts, evictions, expired;
 };
@@ -92,28 +112,33 @@ static struct cache_entry *find(struct cache *c, uint64_t h, const uint8_t *qnam
 
 static void lru_unlink(struct cache *c, struct cache_entry *e)
 {
+    struct lru *l = &c->seg[e->seg];
     if (e->prev)
         e->prev->next = e->next;
     else
-        c->head = e->next;
+        l->head = e->next;
     if (e->next)
         e->next->prev = e->prev;
     else
-        c->tail = e->prev;
+        l->tail = e->prev;
+    l->bytes -= entry_cost(e);
 }
 
-static void lru_push_front(struct cache *c, struct cache_entry *e)
+static void lru_push_front(struct cache *c, struct cache_entry *e, unsigned seg)
 {
+    struct lru *l = &c->seg[seg];
+    e->seg = (uint8_t)seg;
     e->prev = NULL;
-    e->next = c->head;
-    if (c->head)
-        c->head->prev = e;
+    e->next = l->head;
+    if (l->head)
+        l->head->prev = e;
     else
-        c->tail = e;
-    c->head = e;
+        l->tail = e;
+    l->head = e;
+    l->bytes += entry_cost(e);
 }
 
-/* Unlink e from its bucket and the LRU list, and free it. */
+/* Unlink e from its bucket and its LRU list, and free it. */
 static void remove_entry(struct cache *c, struct cache_entry *e)
 {
     struct cache_entry **pp = &c->buckets[e->hash & (c->nbuckets - 1)];
@@ -160,6 +185,7 @@ struct cache *cache_create(size_t max_bytes)
     }
     c->nbuckets = INITIAL_BUCKETS;
     c->max_bytes = max_bytes;
+    c->protected_max = max_bytes / 100 * PROTECTED_PCT + max_bytes % 100 * PROTECTED_PCT / 100;
     /*
      * Clients choose the names, so the hash is keyed. With no entropy source in a pure module the
      * key comes from addresses that ASLR randomises (heap, stack, code): not cryptographic, but
@@ -175,11 +201,13 @@ void cache_destroy(struct cache *c)
 {
     if (!c)
         return;
-    struct cache_entry *e = c->head;
-    while (e) {
-        struct cache_entry *next = e->next;
-        free(e);
-        e = next;
+    for (unsigned seg = 0; seg < 2; seg++) {
+        struct cache_entry *e = c->seg[seg].head;
+        while (e) {
+            struct cache_entry *next = e->next;
+            free(e);
+            e = next;
+        }
     }
     free(c->buckets);
     free(c);
@@ -326,15 +354,18 @@ void cache_insert(struct cache *c, const uint8_t *qname, size_t qname_len, uint1
     if (old)
         remove_entry(c, old);
     size_t cost = entry_cost(e);
-    while (c->tail && c->bytes + cost > c->max_bytes) {
-        remove_entry(c, c->tail);
+    while (c->bytes + cost > c->max_bytes) {
+        struct cache_entry *victim = c->seg[SEG_PROBATION].tail;
+        if (!victim && !(victim = c->seg[SEG_PROTECTED].tail))
+            break;
+        remove_entry(c, victim);
         c->evictions++;
     }
 
     size_t slot = e->hash & (c->nbuckets - 1);
     e->chain = c->buckets[slot];
     c->buckets[slot] = e;
-    lru_push_front(c, e);
+    lru_push_front(c, e, SEG_PROBATION);
     c->bytes += cost;
     c->entries++;
     c->inserts++;
@@ -377,9 +408,18 @@ size_t cache_lookup(struct cache *c, const uint8_t *qname, size_t qname_len, uin
         }
     }
     *info = e->info;
-    if (c->head != e) {
+    if (e->seg == SEG_PROBATION) {
         lru_unlink(c, e);
-        lru_push_front(c, e);
+        lru_push_front(c, e, SEG_PROTECTED);
+        struct lru *p = &c->seg[SEG_PROTECTED];
+        while (p->bytes > c->protected_max && p->tail != e) {
+            struct cache_entry *old = p->tail;
+            lru_unlink(c, old);
+            lru_push_front(c, old, SEG_PROBATION);
+        }
+    } else if (c->seg[SEG_PROTECTED].head != e) {
+        lru_unlink(c, e);
+        lru_push_front(c, e, SEG_PROTECTED);
     }
     c->hits++;
     return e->len;

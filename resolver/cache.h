@@ -14,9 +14,11 @@
  *
  * Entries are one allocation each (the reply, the lower-case name, the offsets of the TTL fields
  * and the scan result), found through a chained hash table that doubles when it holds more
- * entries than buckets, and kept on an LRU list: when max_bytes would be exceeded the least
- * recently used go first. A hit does one hash, one compare, one copy and the TTL patch; it never
- * allocates and never parses the packet.
+ * entries than buckets, and kept on a segmented LRU list: a new entry is on probation until its
+ * first hit moves it to the protected segment (at most 80% of max_bytes); when max_bytes would
+ * be exceeded the least recently used on probation go first, so names asked only once push out
+ * each other, not the names in use. A hit does one hash, one compare, one copy and the TTL patch;
+ * it never allocates and never parses the packet.
  *
  * Pure: no I/O, no event loop, no globals, no locking (one instance per thread).
  */

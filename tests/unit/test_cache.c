@@ -1,4 +1,5 @@
-/* Unit tests for the response cache: keys, lifetimes, TTL aging, LRU eviction, growth. */
+/* Unit tests for the response cache: keys, lifetimes, TTL aging, LRU eviction (segmented: names
+ * asked once do not push out the names in use), growth. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -627,6 +628,60 @@ static void test_lru_eviction(void **state)
     cache_destroy(c);
 }
 
+/* Names asked once push out each other, not the names in use (segmented LRU); the names in use
+ * are limited to 80% of the cache, past which their least recently used go back on probation. */
+static void test_scan_resistance(void **state)
+{
+    (void)state;
+    struct cache *probe = cache_create(1 << 20);
+    insert_a(probe, "p0000.example", 300, 1, T0); /* every name here is as long */
+    size_t cost = stats(probe).bytes;
+    cache_destroy(probe);
+
+    struct cache *c = cache_create(20 * cost); /* 20 entries; 16 protected at most */
+    char name[32];
+    for (int i = 0; i < 10; i++) { /* ten names in use: asked, then asked again */
+        snprintf(name, sizeof name, "p%04d.example", i);
+        insert_a(c, name, 300, (uint32_t)i, T0);
+        assert_int_not_equal(lookup_a(c, name, T0), 0);
+    }
+    for (int i = 0; i < 1000; i++) { /* a thousand names asked once */
+        snprintf(name, sizeof name, "u%04d.example", i);
+        insert_a(c, name, 300, (uint32_t)i, T0);
+    }
+    struct cache_stats s = stats(c);
+    assert_int_equal(s.entries, 20);
+    assert_int_equal(s.evictions, 990);
+    for (int i = 0; i < 10; i++) {
+        snprintf(name, sizeof name, "p%04d.example", i);
+        assert_int_not_equal(lookup_a(c, name, T0), 0);
+    }
+    for (int i = 0; i < 990; i++) {
+        snprintf(name, sizeof name, "u%04d.example", i);
+        assert_int_equal(lookup_a(c, name, T0), 0);
+    }
+    /* The ten most recent one-time names are still there; a hit promotes them too. */
+    for (int i = 990; i < 1000; i++) {
+        snprintf(name, sizeof name, "u%04d.example", i);
+        assert_int_not_equal(lookup_a(c, name, T0), 0);
+    }
+    /* Now 20 names were hit: 16 fit the protected share. The 4 least recently used of them
+     * (p0000-p0003) went back on probation and are the first to go. */
+    for (int i = 0; i < 4; i++) {
+        snprintf(name, sizeof name, "x%04d.example", i);
+        insert_a(c, name, 300, 1, T0);
+    }
+    for (int i = 0; i < 4; i++) {
+        snprintf(name, sizeof name, "p%04d.example", i);
+        assert_int_equal(lookup_a(c, name, T0), 0);
+    }
+    for (int i = 4; i < 10; i++) {
+        snprintf(name, sizeof name, "p%04d.example", i);
+        assert_int_not_equal(lookup_a(c, name, T0), 0);
+    }
+    cache_destroy(c);
+}
+
 static void test_replace(void **state)
 {
     (void)state;
@@ -771,6 +826,7 @@ int main(void)
         cmocka_unit_test(test_not_cached),
         cmocka_unit_test(test_ttl_cap),
         cmocka_unit_test(test_lru_eviction),
+        cmocka_unit_test(test_scan_resistance),
         cmocka_unit_test(test_replace),
         cmocka_unit_test(test_grows_100k),
         cmocka_unit_test(test_oversized),
