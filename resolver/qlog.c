@@ -32,11 +32,11 @@
 #define EXPIRE_CHUNK    5000
 #define WAL_LIMIT       (64LL << 20)
 /* Rows between the writer's offers of the core (see offer_rows): ~50 µs of work at low rates,
- * ~200 µs when the serving loops keep the writer busy. */
+ * ~200 µs when the serving loops keep the writer busy. OFFER_RATE_DIV: records a second per
+ * row between offers (32,768/s -> 64 rows, 131,072/s -> 256). */
 #define OFFER_ROWS_MIN 64
 #define OFFER_ROWS_MAX 256
-#define OFFER_RATE_DIV                                                                             \
-    512 /* rows a second per row between offers: 32,768/s -> 64, 131,072 -> 256 */
+#define OFFER_RATE_DIV 512
 
 /* ---- rings ------------------------------------------------------------------------------- */
 
