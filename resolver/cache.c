@@ -51,7 +51,6 @@ struct lru {
 
 struct cache {
     size_t max_bytes;
-    size_t bytes;
     size_t protected_max;
     size_t entries;
     size_t nbuckets; /* a power of two */
@@ -138,6 +137,11 @@ static void lru_push_front(struct cache *c, struct cache_entry *e, unsigned seg)
     l->bytes += entry_cost(e);
 }
 
+static size_t cache_bytes(const struct cache *c)
+{
+    return c->seg[SEG_PROBATION].bytes + c->seg[SEG_PROTECTED].bytes;
+}
+
 /* Unlink e from its bucket and its LRU list, and free it. */
 static void remove_entry(struct cache *c, struct cache_entry *e)
 {
@@ -146,7 +150,6 @@ static void remove_entry(struct cache *c, struct cache_entry *e)
         pp = &(*pp)->chain;
     *pp = e->chain;
     lru_unlink(c, e);
-    c->bytes -= entry_cost(e);
     c->entries--;
     free(e);
 }
@@ -354,7 +357,7 @@ void cache_insert(struct cache *c, const uint8_t *qname, size_t qname_len, uint1
     if (old)
         remove_entry(c, old);
     size_t cost = entry_cost(e);
-    while (c->bytes + cost > c->max_bytes) {
+    while (cache_bytes(c) + cost > c->max_bytes) {
         struct cache_entry *victim = c->seg[SEG_PROBATION].tail;
         if (!victim && !(victim = c->seg[SEG_PROTECTED].tail))
             break;
@@ -366,7 +369,6 @@ void cache_insert(struct cache *c, const uint8_t *qname, size_t qname_len, uint1
     e->chain = c->buckets[slot];
     c->buckets[slot] = e;
     lru_push_front(c, e, SEG_PROBATION);
-    c->bytes += cost;
     c->entries++;
     c->inserts++;
     if (c->entries > c->nbuckets)
@@ -432,7 +434,7 @@ void cache_get_stats(const struct cache *c, struct cache_stats *out)
     out->inserts = c->inserts;
     out->evictions = c->evictions;
     out->expired = c->expired;
-    out->bytes = c->bytes;
+    out->bytes = cache_bytes(c);
     out->entries = c->entries;
     out->buckets = c->nbuckets;
 }

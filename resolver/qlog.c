@@ -106,9 +106,7 @@ static uint64_t mono_ns(void)
 
 static uint64_t mono_ms(void)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+    return mono_ns() / 1000000;
 }
 
 struct qlog *qlog_create(struct config *cfg, unsigned nrings)

@@ -628,57 +628,59 @@ static void test_lru_eviction(void **state)
     cache_destroy(c);
 }
 
+/* Names of one length: "<prefix><i>.example". */
+static const char *nth(char *buf, size_t size, char prefix, int i)
+{
+    snprintf(buf, size, "%c%04d.example", prefix, i);
+    return buf;
+}
+
+static void insert_range(struct cache *c, char prefix, int from, int to)
+{
+    char name[32];
+    for (int i = from; i < to; i++)
+        insert_a(c, nth(name, sizeof name, prefix, i), 300, (uint32_t)i, T0);
+}
+
+/* Look names from..to-1 up (a hit counts as a use) and check each was there or not. */
+static void assert_cached(struct cache *c, char prefix, int from, int to, bool cached)
+{
+    char name[32];
+    for (int i = from; i < to; i++) {
+        size_t n = lookup_a(c, nth(name, sizeof name, prefix, i), T0);
+        if (cached)
+            assert_int_not_equal(n, 0);
+        else
+            assert_int_equal(n, 0);
+    }
+}
+
 /* Names asked once push out each other, not the names in use (segmented LRU); the names in use
  * are limited to 80% of the cache, past which their least recently used go back on probation. */
 static void test_scan_resistance(void **state)
 {
     (void)state;
     struct cache *probe = cache_create(1 << 20);
-    insert_a(probe, "p0000.example", 300, 1, T0); /* every name here is as long */
-    size_t cost = stats(probe).bytes;
+    insert_range(probe, 'p', 0, 1);
+    size_t cost = stats(probe).bytes; /* every name here costs the same */
     cache_destroy(probe);
 
     struct cache *c = cache_create(20 * cost); /* 20 entries; 16 protected at most */
-    char name[32];
-    for (int i = 0; i < 10; i++) { /* ten names in use: asked, then asked again */
-        snprintf(name, sizeof name, "p%04d.example", i);
-        insert_a(c, name, 300, (uint32_t)i, T0);
-        assert_int_not_equal(lookup_a(c, name, T0), 0);
-    }
-    for (int i = 0; i < 1000; i++) { /* a thousand names asked once */
-        snprintf(name, sizeof name, "u%04d.example", i);
-        insert_a(c, name, 300, (uint32_t)i, T0);
-    }
+    insert_range(c, 'p', 0, 10);               /* ten names in use: asked, then asked again */
+    assert_cached(c, 'p', 0, 10, true);
+    insert_range(c, 'u', 0, 1000); /* a thousand names asked once */
     struct cache_stats s = stats(c);
     assert_int_equal(s.entries, 20);
     assert_int_equal(s.evictions, 990);
-    for (int i = 0; i < 10; i++) {
-        snprintf(name, sizeof name, "p%04d.example", i);
-        assert_int_not_equal(lookup_a(c, name, T0), 0);
-    }
-    for (int i = 0; i < 990; i++) {
-        snprintf(name, sizeof name, "u%04d.example", i);
-        assert_int_equal(lookup_a(c, name, T0), 0);
-    }
+    assert_cached(c, 'p', 0, 10, true);
+    assert_cached(c, 'u', 0, 990, false);
     /* The ten most recent one-time names are still there; a hit promotes them too. */
-    for (int i = 990; i < 1000; i++) {
-        snprintf(name, sizeof name, "u%04d.example", i);
-        assert_int_not_equal(lookup_a(c, name, T0), 0);
-    }
+    assert_cached(c, 'u', 990, 1000, true);
     /* Now 20 names were hit: 16 fit the protected share. The 4 least recently used of them
      * (p0000-p0003) went back on probation and are the first to go. */
-    for (int i = 0; i < 4; i++) {
-        snprintf(name, sizeof name, "x%04d.example", i);
-        insert_a(c, name, 300, 1, T0);
-    }
-    for (int i = 0; i < 4; i++) {
-        snprintf(name, sizeof name, "p%04d.example", i);
-        assert_int_equal(lookup_a(c, name, T0), 0);
-    }
-    for (int i = 4; i < 10; i++) {
-        snprintf(name, sizeof name, "p%04d.example", i);
-        assert_int_not_equal(lookup_a(c, name, T0), 0);
-    }
+    insert_range(c, 'x', 0, 4);
+    assert_cached(c, 'p', 0, 4, false);
+    assert_cached(c, 'p', 4, 10, true);
     cache_destroy(c);
 }
 
