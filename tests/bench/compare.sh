@@ -4,6 +4,7 @@
 #
 #   tests/bench/compare.sh                    everything once (~5 min)
 #   REPEAT=3 LOAD_REPEAT=3 tests/bench/compare.sh     medians of 3 (~13 min)
+#   ROUNDS=3 tests/bench/compare.sh           medians of 3 rounds, servers interleaved (~15 min)
 #
 # Builds telesink (Release) in build-bench/, then runs tests/bench/harness/run.sh (a copy of
 # the project's shared benchmark harness: dnsperf, an NSD upstream, the peers' own configs,
@@ -51,6 +52,32 @@ export RUNS_DIR=$out/runs RESULTS_DIR=$out/results DATA_DIR=$out/data
 mkdir -p "$RUNS_DIR" "$RESULTS_DIR" "$DATA_DIR"
 export LOAD_SIZES=${LOAD_SIZES:-"100000 1000000"}
 
-bash "$root/tests/bench/harness/run.sh"
+ROUNDS=${ROUNDS:-1}
+if ((ROUNDS <= 1)); then
+    bash "$root/tests/bench/harness/run.sh"
+    echo
+    python3 "$root/tests/bench/ratios.py" "$RUNS_DIR/$RUN_ID/results.jsonl"
+    exit 0
+fi
+
+# ROUNDS > 1: the whole harness run ROUNDS times, the servers' order rotated each time (so
+# each server is measured early, midway and late), then one report from all of them.
+servers=(${SERVERS:-unbound dnsmasq dnsdist} project)
+[[ ${REFERENCE:-1} == 1 ]] && servers+=(reference)
+[[ ${FWDREF:-${REFERENCE:-1}} == 1 ]] && servers+=(fwdref)
+base=$RUN_ID
+rounds=()
+for ((r = 0; r < ROUNDS; r++)); do
+    k=$((r % ${#servers[@]}))
+    order="${servers[*]:k} ${servers[*]:0:k}"
+    echo "== round $((r + 1)) of $ROUNDS: $order" >&2
+    SERVERS=$order RUN_ID=$base-r$((r + 1)) bash "$root/tests/bench/harness/run.sh" >/dev/null
+    rounds+=("$RUNS_DIR/$base-r$((r + 1))/results.jsonl")
+done
+mkdir -p "$RUNS_DIR/$base"
+python3 "$root/tests/bench/merge.py" "$base" "${rounds[@]}" >"$RUNS_DIR/$base/results.jsonl"
+python3 "$root/tests/bench/harness/lib/bench.py" report "$RUNS_DIR/$base/results.jsonl" \
+    --md "$RUNS_DIR/$base/results.md"
+cp "$RUNS_DIR/$base/results.md" "$RESULTS_DIR/$base.md"
 echo
-python3 "$root/tests/bench/ratios.py" "$RUNS_DIR/$RUN_ID/results.jsonl"
+python3 "$root/tests/bench/ratios.py" "$RUNS_DIR/$base/results.jsonl"
