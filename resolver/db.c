@@ -8,8 +8,12 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "ckpt.h"
+#include "log.h"
 #include "namedir.h"
 #include "wire.h"
+
+#define CKPT_PAGES 1000 /* WAL growth (4 KiB pages) between checkpoints */
 
 enum stmt {
     S_INSERT,
@@ -80,6 +84,7 @@ static int load_dir(struct db *d);
 
 struct db {
     sqlite3 *conn;
+    struct ckpt *ckpt; /* NULL: SQLite's automatic checkpoint, in the commits */
     unsigned busy_ms;
     sqlite3_stmt *st[S_MAX];
     int64_t last_id;
@@ -251,6 +256,7 @@ void db_close(struct db *d)
 {
     if (!d)
         return;
+    ckpt_stop(d->ckpt);
     for (int i = 0; i < S_MAX; i++)
         sqlite3_finalize(d->st[i]);
     sqlite3_close_v2(d->conn);
@@ -284,9 +290,10 @@ struct db *db_open(const char *path, unsigned busy_timeout_ms, int *rc, char *er
     d->busy_ms = busy_timeout_ms;
     sqlite3_busy_timeout(d->conn, (int)busy_timeout_ms);
     /* WAL: readers (report, sqlite3) never block the writer; NORMAL: a crash of this process
-     * loses nothing committed, a power loss at most the last transactions. The default
-     * checkpoint (every 4 MiB of WAL) stays: 64 MiB cut the writer's work at 10% new names by
-     * a fifth, but a checkpoint that large stalls the writer long enough to fill the queue. */
+     * loses nothing committed, a power loss at most the last transactions. Checkpoints every
+     * 4 MiB of WAL (SQLite's default: 64 MiB cut the writer's work at 10% new names by a
+     * fifth, but made each checkpoint long), run by a thread of their own (ckpt.h) so that the
+     * writer never waits for their fsyncs. */
     if ((*rc = exec(d,
                     "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; "
                     "PRAGMA journal_size_limit = 16777216; PRAGMA foreign_keys = OFF; "
@@ -312,6 +319,10 @@ struct db *db_open(const char *path, unsigned busy_timeout_ms, int *rc, char *er
             return NULL;
         }
     }
+    char why[256];
+    if (!(d->ckpt = ckpt_start(d->conn, path, CKPT_PAGES, why, sizeof why)))
+        log_warn("qlog", "%s: checkpoints in the writer's commits (no checkpoint thread: %s)", path,
+                 why);
     sqlite3_stmt *st;
     if (sqlite3_prepare_v2(d->conn, "SELECT max(id) FROM log", -1, &st, NULL) == SQLITE_OK) {
         if (sqlite3_step(st) == SQLITE_ROW)
@@ -755,10 +766,13 @@ int db_expire(struct db *d, uint64_t cutoff_ms, int chunk)
 void db_checkpoint(struct db *d, int64_t wal_limit)
 {
     int wal_frames = 0, done = 0;
-    sqlite3_wal_checkpoint_v2(d->conn, NULL, SQLITE_CHECKPOINT_PASSIVE, &wal_frames, &done);
+    if (d->ckpt) /* the checkpoint thread copies the pages back; TRUNCATE copies what is left */
+        done = wal_frames = ckpt_wal_frames(d->ckpt);
+    else
+        sqlite3_wal_checkpoint_v2(d->conn, NULL, SQLITE_CHECKPOINT_PASSIVE, &wal_frames, &done);
     int64_t wal_bytes = (int64_t)wal_frames * 4096;
     if (wal_bytes > wal_limit && done == wal_frames) {
-        /* Everything was copied back: start the WAL over so the file shrinks. Without
+        /* Copy back what is left and start the WAL over so the file shrinks. Without
          * waiting: a reader that started meanwhile (`telesink report`) must not stall the
          * writer; the next checkpoint tries again. */
         sqlite3_busy_timeout(d->conn, 0);

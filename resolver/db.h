@@ -103,7 +103,8 @@ int db_expire(struct db *d, uint64_t cutoff_ms, int chunk);
  */
 int db_expire_names(struct db *d, int64_t cutoff_hour, int chunk);
 
-/* A passive checkpoint; a truncating one when the WAL is larger than limit bytes. */
+/* A truncating checkpoint when the WAL is larger than limit bytes (the WAL only grows that
+ * large while readers hold it); a passive one first when there is no checkpoint thread. */
 void db_checkpoint(struct db *d, int64_t wal_limit);
 
 /* Bytes of the database file (page_count * page_size). */
