@@ -4,6 +4,7 @@
  * Exit codes: 0 ok, 1 runtime failure, 2 usage or configuration error.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <limits.h>
 #include <pwd.h>
@@ -11,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/random.h>
 #include <sys/resource.h>
 #include <time.h>
@@ -61,6 +63,7 @@ struct daemon_state {
     unsigned nworkers;
     uv_loop_t *loop;
     uv_signal_t sigterm, sigint, sighup;
+    int db_lock; /* <db>.lock, held while serving; -1: none */
 };
 
 static void append_item(char **list, const char *item)
@@ -436,9 +439,63 @@ static void raise_nofile(const struct config *cfg, unsigned nworkers)
                   (unsigned long long)rl.rlim_cur);
 }
 
+/*
+ * One server per query log: an exclusive flock on "<db>.lock" (which holds the pid), taken
+ * before binding. Without it a second `serve` with the same configuration would start
+ * without a word: SO_REUSEPORT lets it bind the same port, so the kernel would split the
+ * clients between the two, and both would write the one log. Returns the descriptor (kept
+ * open while serving), -1 when the lock could not be made (serving goes on: the log will say
+ * what is wrong with its directory), -2 when another process holds it.
+ */
+static int lock_db(const char *db)
+{
+    char path[PATH_MAX];
+    if (snprintf(path, sizeof path, "%s.lock", db) >= (int)sizeof path)
+        return -1;
+    bool rw = true;
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (fd < 0 &&
+        errno == EACCES) { /* made by another user (root, before dropping): lock it all the same */
+        rw = false;
+        fd = open(path, O_RDONLY | O_CLOEXEC);
+    }
+    if (fd < 0) {
+        log_warn("main", "%s: %s (not checking for another server on this log)", path,
+                 strerror(errno));
+        return -1;
+    }
+    if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+        int e = errno;
+        char pid[32] = "";
+        ssize_t n = pread(fd, pid, sizeof pid - 1, 0);
+        pid[n > 0 ? n : 0] = '\0';
+        pid[strcspn(pid, "\n")] = '\0';
+        close(fd);
+        if (e == EWOULDBLOCK) {
+            char who[48] = "";
+            if (*pid)
+                snprintf(who, sizeof who, " (pid %s)", pid);
+            log_error("main",
+                      "%s: another telesink%s serves with this query log: stop it first, or "
+                      "give this one another --db",
+                      db, who);
+            return -2;
+        }
+        log_warn("main", "%s: %s (not checking for another server on this log)", path, strerror(e));
+        return -1;
+    }
+    if (rw) {
+        char pid[32];
+        int n = snprintf(pid, sizeof pid, "%ld\n", (long)getpid());
+        if (ftruncate(fd, 0) < 0 || pwrite(fd, pid, (size_t)n, 0) != n)
+            log_debug("main", "%s: writing the pid: %s", path, strerror(errno));
+    }
+    return fd;
+}
+
 static int run_serve(struct serve_flags *flags)
 {
-    struct daemon_state d = {.flags = *flags};
+    struct daemon_state d = {.flags = *flags, .db_lock = -1};
     struct listen_addr *addrs = NULL, *tls_addrs = NULL;
     int status = 1;
     char err[512];
@@ -457,6 +514,8 @@ static int run_serve(struct serve_flags *flags)
         d.nworkers = 1;
     raise_nofile(d.cfg, d.nworkers);
 
+    if (d.cfg->log_enabled && (d.db_lock = lock_db(d.cfg->db)) == -2)
+        goto out;
     if (d.cfg->n_tls_listen > 0 && !(d.tls = load_certificate(d.cfg))) {
         status = EXIT_USAGE;
         goto out;
@@ -559,6 +618,8 @@ out:
     config_unref(d.cfg);
     policy_unref(d.policy);
     intern_free_all(); /* the loops and the log writer, its users, are gone */
+    if (d.db_lock >= 0)
+        close(d.db_lock); /* the file stays: removing it would race the next server's lock */
     return status;
 }
 

@@ -80,6 +80,27 @@ class CommandLine(unittest.TestCase):
             self.assertEqual(r.returncode, 1)
             self.assertIn("Address already in use", r.stderr)
 
+    def test_second_server_on_the_same_log_exits_1(self):
+        up = FakeUpstream(zone=ZONE)
+        self.addCleanup(up.close)
+        d = tempfile.TemporaryDirectory(prefix="telesink-lock-")
+        self.addCleanup(d.cleanup)
+        db = os.path.join(d.name, "q.db")
+        with Telesink(upstreams=[up.addr], args=["--db", db]) as ts:
+            # On the same port too: SO_REUSEPORT would let it bind and take half the clients.
+            r = run("serve", "--listen", "%s:%d" % ts.v4, "--upstream", up.addr, "--db", db)
+            self.assertEqual(r.returncode, 1, r.stderr)
+            self.assertIn("%s: another telesink (pid %d) serves with this query log" % (
+                db, ts.proc.pid), r.stderr)
+            self.assertNotIn("ready:", r.stderr)
+            self.assertEqual(dig(ts.v4, "www.example.test").addresses(), ["192.0.2.10"])
+            self.assertEqual(ts.stop(), 0)
+        # Once it stopped, the next one takes the log (the pid left in the lock file is stale).
+        with Telesink(upstreams=[up.addr], args=["--db", db]) as ts:
+            self.assertEqual(dig(ts.v4, "www.example.test").addresses(), ["192.0.2.10"])
+            with open(db + ".lock") as f:
+                self.assertEqual(f.read(), "%d\n" % ts.proc.pid)
+
     def test_default_upstream_from_resolv_conf(self):
         with tempfile.NamedTemporaryFile("w") as rc:
             rc.write("search lan\nnameserver 127.0.0.1\nnameserver ::1\n")

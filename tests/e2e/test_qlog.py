@@ -815,6 +815,7 @@ class FileMode(QlogCase):
                 self.assertEqual(modes.pop(sidecar), 0o640, sidecar)
         if "q.db.key" in modes:
             self.assertEqual(modes.pop("q.db.key"), 0o600)
+        self.assertEqual(modes.pop("q.db.lock"), 0o644)  # a pid: no secret (lock_db)
         self.assertEqual(modes, {})
 
 
