@@ -454,8 +454,9 @@ static int lock_db(const char *db)
         return -1;
     bool rw = true;
     int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-    if (fd < 0 &&
-        errno == EACCES) { /* made by another user (root, before dropping): lock it all the same */
+    if (fd < 0 && errno == EACCES) {
+        /* Made by another user (root, before dropping privileges): a read-only descriptor
+         * locks it all the same. */
         rw = false;
         fd = open(path, O_RDONLY | O_CLOEXEC);
     }

@@ -28,14 +28,11 @@ def main(run_id, paths):
     for rnd, path in enumerate(paths, 1):
         with open(path) as f:
             rows = [json.loads(line) for line in f if line.strip()]
-        reps = {}
         for r in rows:
             kind = r.get("kind")
             if kind == "meta" and meta is None:
                 meta = dict(r)
             elif kind == "perf":
-                reps[(r["server"], r["workload"])] = max(reps.get((r["server"], r["workload"]), 0),
-                                                         r.get("rep", 1))
                 perf.append((rnd, r))
             elif kind == "load":
                 loads.setdefault((r["server"], r["size"]), []).append(r)
@@ -46,13 +43,11 @@ def main(run_id, paths):
     meta.update(run_id=run_id, rounds=len(paths),
                 repeat="%s x %d interleaved rounds" % (meta.get("repeat", 1), len(paths)))
     out = [meta]
-    per_round = {}
-    for rnd, r in perf:
+    seen = {}
+    for rnd, r in perf:  # in round order: repetitions are numbered across the rounds
         key = (r["server"], r["workload"])
-        per_round.setdefault(key, {}).setdefault(rnd, 0)
-        per_round[key][rnd] += 1
-        n = sum(per_round[key].get(k, 0) for k in range(1, rnd + 1))
-        out.append(dict(r, rep=n, round=rnd))
+        seen[key] = seen.get(key, 0) + 1
+        out.append(dict(r, rep=seen[key], round=rnd))
     for (server, size), rs in loads.items():
         starts = [x for r in rs for x in (r.get("ready_all") or [r.get("ready_s")]) if x is not None]
         m = dict(rs[0])
