@@ -54,17 +54,17 @@ static void run_one(struct ckpt *c)
 {
     int frames = 0, done = 0;
     int rc = sqlite3_wal_checkpoint_v2(c->conn, NULL, SQLITE_CHECKPOINT_PASSIVE, &frames, &done);
+    /* Another checkpoint is running (the writer's, now and then): the next commit asks again. */
     if (rc == SQLITE_BUSY || rc == SQLITE_LOCKED)
-        return; /* another checkpoint is running (the writer's, now and then): the next commit asks
-                   again */
-    if (rc == SQLITE_OK && frames < 0)
-        rc = SQLITE_ERROR; /* not in WAL mode (any more) */
-    if (rc != SQLITE_OK) {
+        return;
+    if (rc != SQLITE_OK || frames < 0) {
         atomic_fetch_add(&c->failures, 1);
         if (!c->failing)
             log_warn("qlog", "%s: checkpoint: %s (the WAL grows until one succeeds)", c->path,
-                     sqlite3_errmsg(c->conn));
+                     rc != SQLITE_OK ? sqlite3_errmsg(c->conn) : "the file is not in WAL mode");
         c->failing = true;
+        /* The next try once the WAL has grown by `pages` again, not at every commit. */
+        atomic_store_explicit(&c->last_frames, atomic_load(&c->wal_frames), memory_order_relaxed);
         return;
     }
     atomic_store_explicit(&c->last_frames, frames, memory_order_relaxed);
