@@ -50,8 +50,8 @@ static void commit_rows(sqlite3 *w, int n)
     assert_int_equal(sqlite3_exec(w, sql, NULL, NULL, NULL), SQLITE_OK);
 }
 
-/* The WAL's length in frames, as another connection sees it (a checkpoint with no frames to
- * copy: it reports without changing anything once everything was copied). */
+/* The WAL's length in frames, as another connection sees it: a passive checkpoint reports it
+ * (and copies back what is left, so the tests call it only as their last check). */
 static int wal_frames(sqlite3 *other)
 {
     int frames = -1, done = -1;
@@ -77,6 +77,16 @@ static void wait_runs(struct ckpt *c, uint64_t n)
     assert_true(ckpt_runs(c) >= n);
 }
 
+/* The checkpointer for writer w of the test's database. */
+static struct ckpt *start(sqlite3 *w, int pages)
+{
+    char err[256] = "";
+    struct ckpt *c = ckpt_start(w, path, pages, err, sizeof err);
+    if (!c)
+        fail_msg("ckpt_start: %s", err);
+    return c;
+}
+
 static void remove_db(void)
 {
     char f[300];
@@ -92,9 +102,7 @@ static void test_checkpoints_in_its_own_thread(void **state)
 {
     (void)state;
     sqlite3 *w = new_db();
-    char err[256] = "";
-    struct ckpt *c = ckpt_start(w, path, 64, err, sizeof err);
-    assert_non_null(c);
+    struct ckpt *c = start(w, 64);
     assert_int_equal(ckpt_runs(c), 0);
     commit_rows(w, 20); /* under 64 frames: nothing asked */
     assert_int_equal(ckpt_runs(c), 0);
@@ -114,10 +122,8 @@ static void test_writer_does_not_checkpoint(void **state)
     (void)state;
     sqlite3 *w = new_db();
     sqlite3 *other = open_conn();
-    char err[256] = "";
     /* A threshold the test never reaches: any checkpoint would be the writer's own. */
-    struct ckpt *c = ckpt_start(w, path, 100000, err, sizeof err);
-    assert_non_null(c);
+    struct ckpt *c = start(w, 100000);
     for (int i = 0; i < 12; i++)
         commit_rows(w, 100);
     /* SQLite's automatic checkpoint would have started the WAL over past 1000 frames. */
@@ -142,9 +148,7 @@ static void test_reader_holding_the_wal_does_not_make_it_spin(void **state)
     sqlite3 *reader = open_conn();
     assert_int_equal(sqlite3_exec(reader, "BEGIN; SELECT count(*) FROM t;", NULL, NULL, NULL),
                      SQLITE_OK);
-    char err[256] = "";
-    struct ckpt *c = ckpt_start(w, path, 16, err, sizeof err);
-    assert_non_null(c);
+    struct ckpt *c = start(w, 16);
     /* 100 commits of 5-6 frames: a checkpoint asked every 16 frames is at most one per 16 of
      * them (~35); asking at every commit once the reader stops the copying would be up to 100. */
     for (int i = 0; i < 100; i++) {
