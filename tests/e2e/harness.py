@@ -13,6 +13,7 @@ import socket
 import ssl
 import struct
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -142,6 +143,13 @@ class Telesink:
     def __exit__(self, *exc):
         try:
             self.stop()
+            if exc and exc[0] is not None and self.proc:
+                # The test failed inside: what the server said (and any sanitizer report) goes
+                # with the traceback, or a rare failure leaves nothing to tell why.
+                with self.cond:
+                    self.cond.wait_for(lambda: self.eof, 5)
+                sys.stderr.write("--- telesink (exit %s) said:\n%s\n---\n" % (
+                    self.returncode, self.output()))
         finally:
             if self.proc:
                 self.proc.wait()
